@@ -1,0 +1,1 @@
+"""The cloud service that receives, recovers and serves images."""

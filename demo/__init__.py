@@ -1,0 +1,1 @@
+"""The local demo (see ``python -m demo --help``)."""

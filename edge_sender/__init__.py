@@ -1,0 +1,1 @@
+"""The sender that runs on the board (issue: edge sender)."""

@@ -1,0 +1,28 @@
+"""The DCTLink codec: JPEG front end, retention profiles and payload v1.
+
+Public API (stable; external tools call exactly this)::
+
+    encode(image, profile, *, device_id="local", image_id=None, captured_at=None) -> bytes
+    decode(payload, *, limits=None, allow_partial=False) -> Decoded
+    truncate(payload, bands) -> bytes
+"""
+
+from shared.codec.coefficients import CoefficientImage, Retention
+from shared.codec.errors import PayloadError
+from shared.codec.payload import DecodeLimits, Decoded, decode, encode, truncate
+from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
+
+__all__ = [
+    "CoefficientImage",
+    "DcMode",
+    "DecodeLimits",
+    "Decoded",
+    "Layout",
+    "PayloadError",
+    "Profile",
+    "ProfileKind",
+    "Retention",
+    "decode",
+    "encode",
+    "truncate",
+]

@@ -1,0 +1,232 @@
+"""``encode`` and ``decode``: images to payload v1 bytes and back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from shared.codec import entropy, wire
+from shared.codec.coefficients import (
+    CoefficientImage,
+    Int32Array,
+    Retention,
+    TableArray,
+    plane_blocks,
+)
+from shared.codec.errors import PayloadError
+from shared.codec.frontend import analyse, as_pixels, channel_tables, zero_filled_pixels
+from shared.codec.image_id import new_image_id
+from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
+
+MAX_DIMENSION = 65535  # the header holds width and height as u16
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds checked before decoding allocates anything."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 8192 * 4096
+    max_payload_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded payload: header fields and the quantised coefficients it carried.
+
+    ``coefficients[c]``: int32 ``[blocks_y, blocks_x, 64]`` in zigzag order, zero where
+    nothing was received. ``tables[c]``: uint16 ``[8, 8]`` steps in natural order.
+    ``retention[c]``: the bands and DCs that actually arrived (fewer than were kept when
+    the stream was cut). ``complete`` is False when ``allow_partial`` decoded a cut stream.
+    """
+
+    image_id: uuid.UUID
+    device_id: str
+    captured_at: datetime
+    width: int
+    height: int
+    profile: ProfileKind
+    layout: Layout
+    quality: int | None
+    coefficients: tuple[Int32Array, ...]
+    tables: tuple[TableArray, ...]
+    retention: tuple[Retention, ...]
+    payload_bytes: int
+    complete: bool = True
+    band_offsets: tuple[int, ...] = field(default=())
+
+    @property
+    def coefficient_image(self) -> CoefficientImage:
+        return CoefficientImage(self.width, self.height, self.layout, self.coefficients,
+                                self.tables, self.retention)
+
+    def to_rgb(self) -> npt.NDArray[np.uint8]:
+        """Zero-filled reconstruction: HxWx3 uint8, or HxW for gray payloads."""
+        return zero_filled_pixels(self.coefficient_image)
+
+
+def _retention(profile: Profile, layout: Layout) -> tuple[Retention, ...]:
+    if profile.kind is ProfileKind.PAPER:
+        anchored = Retention(64, DcMode.ANCHORS, profile.anchor_every)
+        return (anchored,) * layout.channels
+    luma = Retention(profile.luma_keep)
+    return (luma,) if layout is Layout.GRAY else (luma, Retention(profile.chroma_keep),
+                                                  Retention(profile.chroma_keep))
+
+
+def _captured_us(captured_at: datetime | None) -> int:
+    moment = captured_at or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("captured_at must be timezone-aware")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def encode_coefficients(
+    coefficients: CoefficientImage,
+    profile: ProfileKind,
+    *,
+    quality: int,
+    explicit_tables: bool,
+    device_id: str,
+    image_id: uuid.UUID,
+    captured_at_us: int,
+) -> bytes:
+    """Entropy-code already quantised coefficients into a sealed payload."""
+    segments = entropy.encode_bands(coefficients.channels, coefficients.retention)
+    distinct = coefficients.tables[: 1 if coefficients.layout is Layout.GRAY else 2]
+    header = wire.Header(
+        profile, coefficients.layout, entropy.CODER_ID, image_id, captured_at_us,
+        coefficients.width, coefficients.height, quality, device_id, coefficients.retention,
+        distinct, explicit_tables,
+    )
+    return wire.seal(wire.pack_header(header, [len(s) for s in segments]) + b"".join(segments))
+
+
+def encode(
+    image: Image.Image | npt.NDArray[Any],
+    profile: Profile,
+    *,
+    device_id: str = "local",
+    image_id: uuid.UUID | str | None = None,
+    captured_at: datetime | None = None,
+) -> bytes:
+    """Encode an image (PIL, or HxW / HxWx3 uint8 array) into a payload v1."""
+    pixels = as_pixels(image)
+    height, width = pixels.shape[:2]
+    if width > MAX_DIMENSION or height > MAX_DIMENSION:
+        raise ValueError(f"image {width}x{height} exceeds {MAX_DIMENSION} pixels per side")
+    layout = profile.layout
+    if layout is None:
+        layout = Layout.GRAY if pixels.ndim == 2 else Layout.YCBCR420
+    if profile.kind is ProfileKind.ADAPTIVE:
+        from shared.codec.rate import choose_lowpass  # noqa: PLC0415 - avoids an import cycle
+
+        assert profile.max_bytes is not None
+        profile = choose_lowpass(pixels, layout, profile.max_bytes, len(device_id.encode()))
+        kind = ProfileKind.ADAPTIVE
+    else:
+        kind = profile.kind
+    tables = channel_tables(layout, *profile.quantisation_tables())
+    coefficients = analyse(pixels, layout, tables, _retention(profile, layout))
+    return encode_coefficients(
+        coefficients, kind,
+        quality=profile.quality,
+        explicit_tables=profile.tables is not None,
+        device_id=device_id,
+        image_id=uuid.UUID(str(image_id)) if image_id is not None else new_image_id(),
+        captured_at_us=_captured_us(captured_at),
+    )
+
+
+def _split(data: memoryview, allow_partial: bool) -> tuple[wire.ParsedHeader, int, bool]:
+    """Parse the header; returns it, the number of complete bands and whether CRC held."""
+    try:
+        wire.check_crc(data)
+    except PayloadError:
+        if not allow_partial:
+            raise
+        parsed = wire.unpack_header(data)
+        available = len(data) - parsed.body_offset
+        bands = int(np.searchsorted(np.cumsum(parsed.band_sizes), available, side="right"))
+        if bands == 0:
+            raise PayloadError("cut stream holds no complete band", parsed.body_offset) from None
+        return parsed, bands, False
+    parsed = wire.unpack_header(data[: len(data) - wire.CRC_SIZE])
+    body = len(data) - wire.CRC_SIZE - parsed.body_offset
+    if sum(parsed.band_sizes) != body:
+        raise PayloadError(
+            f"band lengths add up to {sum(parsed.band_sizes)} bytes, the body has {body}",
+            parsed.body_offset,
+        )
+    return parsed, len(parsed.band_sizes), True
+
+
+def decode(
+    payload: bytes | bytearray | memoryview,
+    *,
+    limits: DecodeLimits | None = None,
+    allow_partial: bool = False,
+) -> Decoded:
+    """Decode a payload v1; raises :class:`PayloadError` on anything malformed.
+
+    ``allow_partial`` accepts a stream cut after any band (no checksum then) and decodes the
+    complete bands it holds.
+    """
+    limits = limits or DecodeLimits()
+    data = memoryview(bytes(payload))
+    if len(data) > limits.max_payload_bytes:
+        raise PayloadError(
+            f"payload of {len(data)} bytes exceeds the limit of {limits.max_payload_bytes}")
+    parsed, bands, complete = _split(data, allow_partial)
+    header = parsed.header
+    if header.coder != entropy.CODER_ID:
+        raise PayloadError(f"unknown entropy coder {header.coder}", 7)
+    if (header.width > limits.max_width or header.height > limits.max_height
+            or header.width * header.height > limits.max_pixels):
+        raise PayloadError(
+            f"image {header.width}x{header.height} exceeds the decoder's limits "
+            f"({limits.max_width}x{limits.max_height}, {limits.max_pixels} pixels)", 32)
+    retention = tuple(replace(k, keep=min(k.keep, bands)) for k in header.retention)
+    offsets = [parsed.body_offset + int(s) for s in
+               np.concatenate([[0], np.cumsum(parsed.band_sizes[:bands])])]
+    segments = [data[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+    channels = entropy.decode_bands(
+        segments, offsets[:-1], plane_blocks(header.width, header.height, header.layout),
+        retention,
+    )
+    seconds, micros = divmod(header.captured_at_us, 1_000_000)
+    try:
+        captured = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise PayloadError("capture time is out of range", 24) from exc
+    return Decoded(
+        header.image_id, header.device_id, captured, header.width, header.height,
+        header.profile, header.layout, None if header.explicit_tables else header.quality,
+        tuple(channels), header.channel_tables(), retention, len(data), complete,
+        tuple(offsets),
+    )
+
+
+def truncate(payload: bytes, bands: int) -> bytes:
+    """The same payload with only its first ``bands`` bands, re-sealed: a coarser image."""
+    data = memoryview(payload)
+    parsed, present, _ = _split(data, allow_partial=False)
+    if not 1 <= bands <= present:
+        raise ValueError(f"bands must be in 1..{present}, got {bands}")
+    header = replace(
+        parsed.header,
+        retention=tuple(replace(k, keep=min(k.keep, bands)) for k in parsed.header.retention),
+    )
+    end = parsed.body_offset + sum(parsed.band_sizes[:bands])
+    return wire.seal(
+        wire.pack_header(header, parsed.band_sizes[:bands])
+        + bytes(data[parsed.body_offset : end])
+    )

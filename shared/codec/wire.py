@@ -1,0 +1,202 @@
+"""Payload v1: the bytes on the wire.
+
+All integers are big-endian. ``varint`` is unsigned LEB128.
+
+=======  ===========  ==========================================================
+bytes    type         field
+=======  ===========  ==========================================================
+4        ``b"DCTL"``  magic
+1        u8           version (1); checked before anything else is read
+1        u8           profile kind (0 lowpass, 1 paper, 2 adaptive, 3 lossless)
+1        u8           layout (0 gray, 1 YCbCr 4:2:0, 2 YCbCr 4:4:4)
+1        u8           entropy coder id (1: context-sorted tokens + brotli)
+16       bytes        image id (UUID or ULID, 128 bits)
+8        i64          capture time, microseconds since the Unix epoch, UTC
+2        u16          width in pixels
+2        u16          height in pixels
+1        u8           quality 1..100 the tables were scaled for; 0 for custom tables
+1        u8           flags: bit 0 set when explicit tables follow
+1        u8           device id length n (1..255)
+n        UTF-8        device id
+3 per    u8 x 3       per channel: bands kept (1..64), DC mode (0 all, 1 dropped,
+channel               2 anchors), anchor spacing in blocks (0 unless anchors)
+[1+]     u8, tables   if flag 0: table count t (1 or 2), then per table a precision
+                      byte (0: 64 x u8, 1: 64 x u16) and 64 steps in natural order
+1        u8           bands present B (1..64; fewer than kept when the stream was cut)
+...      varint x B   byte length of each band's segment in the body
+...      bytes        body: band 0 of every channel, then band 1, ... (see entropy.py)
+4        u32          CRC-32 (zlib) of every byte before it
+=======  ===========  ==========================================================
+
+Channel c uses table 0 when c is 0 and the last table otherwise.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.codec.coefficients import Retention, TableArray
+from shared.codec.errors import PayloadError
+from shared.codec.profiles import DcMode, Layout, ProfileKind
+from shared.codec.quantisation import standard_tables
+from shared.codec.varint import read_varint, write_varint
+
+MAGIC = b"DCTL"
+VERSION = 1
+_FIXED = struct.Struct(">4sBBBB16sqHHBBB")
+_CRC = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Header:
+    profile: ProfileKind
+    layout: Layout
+    coder: int
+    image_id: uuid.UUID
+    captured_at_us: int
+    width: int
+    height: int
+    quality: int
+    device_id: str
+    retention: tuple[Retention, ...]
+    tables: tuple[TableArray, ...]
+    explicit_tables: bool
+
+    def channel_tables(self) -> tuple[TableArray, ...]:
+        return tuple(self.tables[0 if c == 0 else -1] for c in range(self.layout.channels))
+
+
+def pack_header(header: Header, band_sizes: list[int]) -> bytes:
+    device = header.device_id.encode("utf-8")
+    if not 1 <= len(device) <= 255:
+        raise ValueError("device id must be 1..255 bytes of UTF-8")
+    out = bytearray(
+        _FIXED.pack(
+            MAGIC, VERSION, header.profile, header.layout, header.coder, header.image_id.bytes,
+            header.captured_at_us, header.width, header.height,
+            0 if header.explicit_tables else header.quality,
+            1 if header.explicit_tables else 0, len(device),
+        )
+    )
+    out += device
+    for kept in header.retention:
+        out += bytes([kept.keep, kept.dc_mode, kept.anchor_every])
+    if header.explicit_tables:
+        out.append(len(header.tables))
+        for table in header.tables:
+            wide = bool(table.max() > 255)
+            out.append(int(wide))
+            out += table.astype(">u2" if wide else "u1").tobytes()
+    out.append(len(band_sizes))
+    for size in band_sizes:
+        out += write_varint(size)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class ParsedHeader:
+    header: Header
+    band_sizes: list[int]
+    body_offset: int
+
+
+def _need(data: memoryview, pos: int, count: int, what: str) -> None:
+    if pos + count > len(data):
+        raise PayloadError(f"payload ends inside the {what}", pos)
+
+
+def unpack_header(data: memoryview) -> ParsedHeader:
+    """Parse and validate the header; lengths and enums are checked, nothing is allocated."""
+    _need(data, 0, 5, "magic and version")
+    if bytes(data[:4]) != MAGIC:
+        raise PayloadError("not a DCTLink payload (bad magic)", 0)
+    if data[4] != VERSION:
+        raise PayloadError(f"unsupported payload version {data[4]}; this build reads {VERSION}", 4)
+    _need(data, 0, _FIXED.size, "fixed header")
+    (_, _, kind, layout_id, coder, image_id, captured, width, height, quality, flags,
+     device_len) = _FIXED.unpack_from(data, 0)
+    try:
+        profile, layout = ProfileKind(kind), Layout(layout_id)
+    except ValueError as exc:
+        raise PayloadError(f"unknown profile or layout ({exc})", 5) from exc
+    if width == 0 or height == 0:
+        raise PayloadError(f"image size {width}x{height} is empty", 32)
+    if flags & ~1:
+        raise PayloadError(f"unknown header flags {flags:#x}", 37)
+    explicit = bool(flags & 1)
+    if not explicit and not 1 <= quality <= 100:
+        raise PayloadError(f"quality {quality} is outside 1..100", 36)
+    pos = _FIXED.size
+    _need(data, pos, device_len, "device id")
+    try:
+        device_id = bytes(data[pos : pos + device_len]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("device id is not UTF-8", pos) from exc
+    if not device_id:
+        raise PayloadError("device id is empty", pos)
+    pos += device_len
+    retention = []
+    for _ in range(layout.channels):
+        _need(data, pos, 3, "channel retention")
+        keep, dc_mode, anchor = data[pos], data[pos + 1], data[pos + 2]
+        if not 1 <= keep <= 64 or dc_mode > 2 or (dc_mode == 2) != (anchor > 0):
+            raise PayloadError(f"invalid retention keep={keep} dc={dc_mode} anchor={anchor}", pos)
+        retention.append(Retention(keep, DcMode(dc_mode), anchor))
+        pos += 3
+    tables: tuple[TableArray, ...]
+    if explicit:
+        _need(data, pos, 1, "table count")
+        count = data[pos]
+        pos += 1
+        if count not in (1, 2):
+            raise PayloadError(f"table count {count} is not 1 or 2", pos - 1)
+        parsed = []
+        for _ in range(count):
+            _need(data, pos, 1, "table precision")
+            wide = data[pos]
+            if wide > 1:
+                raise PayloadError(f"table precision {wide} is not 0 or 1", pos)
+            size = 128 if wide else 64
+            _need(data, pos + 1, size, "quantisation table")
+            table = np.frombuffer(data, ">u2" if wide else "u1", 64, pos + 1).astype(np.uint16)
+            if table.min() == 0:
+                raise PayloadError("quantisation table holds a zero step", pos + 1)
+            parsed.append(table.reshape(8, 8))
+            pos += 1 + size
+        tables = tuple(parsed)
+    else:
+        tables = standard_tables(quality)
+    _need(data, pos, 1, "band count")
+    bands = data[pos]
+    pos += 1
+    if not 1 <= bands <= max(k.keep for k in retention):
+        raise PayloadError(f"band count {bands} does not match the retention", pos - 1)
+    sizes = []
+    for _ in range(bands):
+        size, pos = read_varint(data, pos)
+        sizes.append(size)
+    header = Header(profile, layout, coder, uuid.UUID(bytes=bytes(image_id)), captured, width,
+                    height, quality, device_id, tuple(retention), tables, explicit)
+    return ParsedHeader(header, sizes, pos)
+
+
+def seal(data: bytes) -> bytes:
+    """Append the CRC-32 trailer."""
+    return data + _CRC.pack(zlib.crc32(data))
+
+
+def check_crc(data: memoryview) -> None:
+    if len(data) < _CRC.size:
+        raise PayloadError("payload is too short to hold a checksum", 0)
+    (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[: len(data) - _CRC.size]) != stored:
+        raise PayloadError("checksum mismatch: the payload is corrupted or truncated",
+                           len(data) - _CRC.size)
+
+
+CRC_SIZE = _CRC.size
