@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         parser.error(f"no images given and none found in {SAMPLES}")
     profile = Profile.lowpass(args.quality, args.luma_keep, args.chroma_keep)
-    print(f"{'image':<24}{'payload':>9}{'JPEG q' + str(args.quality):>10}{'ratio':>7}{'PSNR dB':>9}")
+    print(
+        f"{'image':<24}{'payload':>9}{'JPEG q' + str(args.quality):>10}{'ratio':>7}{'PSNR dB':>9}"
+    )
     for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         payload = encode(rgb, profile, device_id="demo")
@@ -38,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         Image.fromarray(rgb).save(jpeg, "JPEG", quality=args.quality, optimize=True)
         received = decode(payload).to_rgb()
         ratio = len(payload) / jpeg.tell()
-        print(f"{path.name:<24}{len(payload):>9}{jpeg.tell():>10}{ratio:>7.2f}"
-              f"{psnr(rgb, received):>9.2f}")
+        print(
+            f"{path.name:<24}{len(payload):>9}{jpeg.tell():>10}{ratio:>7.2f}"
+            f"{psnr(rgb, received):>9.2f}"
+        )
     return 0
 
 

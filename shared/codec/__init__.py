@@ -9,7 +9,7 @@ Public API (stable; external tools call exactly this)::
 
 from shared.codec.coefficients import CoefficientImage, Retention
 from shared.codec.errors import PayloadError
-from shared.codec.payload import DecodeLimits, Decoded, decode, encode, truncate
+from shared.codec.payload import Decoded, DecodeLimits, decode, encode, truncate
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
 
 __all__ = [

@@ -5,15 +5,25 @@ of ``|v|``), and a raw field of ``token`` bits (sign, then the magnitude below i
 one). Within band k the tokens of all blocks are sorted by a context that the decoder can
 compute from bands < k alone (the two lower-frequency neighbours of the same block and how
 many coefficients of the block are non-zero so far), so each context's tokens sit together
-in the stream and the compressor sees a locally stationary source. DC is predicted from the
-block to its left (from above in the first column), which a cumulative sum undoes.
+and the compressor sees a locally stationary source. DC is predicted from the block to its
+left (from above in the first column), which a cumulative sum undoes.
 
-One brotli stream carries the tokens of every band and is flushed after each band, so a
+The sorted tokens are binarised in unary bit planes and coded enumeratively (planes.py):
+the popcounts of 64-decision words carry the statistics and go through brotli; the ranks
+of the words are near-uniform raw bits.
+
+One brotli stream carries the popcounts of every band and is flushed after each band, so a
 payload cut after any band still decodes. A band's segment is::
 
     varint  n       length of this band's brotli chunk
-    n bytes         brotli chunk: the band's tokens, context-sorted
-    m bytes         raw fields, MSB first; m = ceil(sum of this band's tokens / 8)
+    n bytes         brotli chunk: popcount bytes of the band's plane words, plane 0 first
+    r bytes         word ranks, MSB first, ceil(log2 C(64, k)) bits each, zero-padded to a byte
+    m bytes         raw fields, MSB first, zero-padded to a byte
+
+The planes of a band are the unary planes of its tokens, then one plane holding, for each
+token of at least 2 in the same order, the bit below the magnitude's leading one. A raw
+field is the sign, then the magnitude's bits below those two (``max(token - 1, 1)`` bits
+for a non-zero token, none for zero). Tokens, planes and fields are all in context order.
 """
 
 from __future__ import annotations
@@ -27,43 +37,95 @@ import numpy.typing as npt
 from shared.codec.bitpack import pack_fields, packed_size, unpack_fields
 from shared.codec.coefficients import Int32Array, Retention
 from shared.codec.errors import PayloadError
+from shared.codec.planes import WORD, BitReader, PlaneDecoder, encode_planes, unary_planes
 from shared.codec.profiles import DcMode
 from shared.codec.varint import read_varint, write_varint
 from shared.codec.zigzag import FREQ_ABOVE, FREQ_LEFT
 
 CODER_ID = 1
 MAX_TOKEN = 15  # |v| < 2**15, far above any quantised 8-bit DCT coefficient
-_BROTLI_QUALITY = 9
+_BROTLI_QUALITY = 5  # higher qualities gain under 1% on bit planes at several times the time
 _BROTLI_WINDOW = 22
 
 _S_LEVELS = np.minimum(np.floor(np.log2(np.arange(128) + 1)).astype(np.int16), 5)
 _NZ_LEVELS = np.minimum(np.floor(np.log2(np.arange(65) + 1)).astype(np.int16), 6)
-_CONTEXTS_PER_CHANNEL = 6 * 7
+_CONTEXTS_PER_CHANNEL = 6 * 7 * 6
+
+
+# Bit length of every magnitude a token can describe; a table lookup beats frexp by ~4x.
+_BIT_LENGTH = np.array([int(v).bit_length() for v in range(1 << MAX_TOKEN)], dtype=np.uint8)
 
 
 def _category(values: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
-    return np.frexp(np.abs(values).astype(np.float32))[1].astype(np.uint8)
+    magnitude = np.abs(values)
+    if magnitude.size and int(magnitude.max()) >= 1 << MAX_TOKEN:
+        raise ValueError(f"coefficient magnitude {int(magnitude.max())} exceeds 2**{MAX_TOKEN}")
+    return _BIT_LENGTH[magnitude]
+
+
+def _top_bits(
+    values: npt.NDArray[np.int32], tokens: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.bool_]:
+    """The bit below the leading one of every magnitude whose token is at least 2.
+
+    It is not uniform (magnitudes fall off within a category), so it is coded as a decision
+    plane rather than as a raw bit.
+    """
+    wide = tokens >= 2
+    shift = tokens[wide].astype(np.int64) - 2
+    return ((np.abs(values[wide]).astype(np.int64) >> shift) & 1).astype(bool)
+
+
+def _field_widths(tokens: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    # sign, then the magnitude below its two top bits (the top one implied by the token,
+    # the next sent as a decision); a token of 1 leaves the sign only
+    widths: npt.NDArray[np.int64] = np.maximum(tokens.astype(np.int64) - 1, tokens > 0)
+    return widths
 
 
 def _fields(values: npt.NDArray[np.int32], tokens: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
-    magnitude = np.abs(values).astype(np.int64)
-    below = np.maximum(tokens.astype(np.int64) - 1, 0)
-    leading = np.where(tokens > 0, 1 << below, 0)
-    return ((values < 0).astype(np.int64) << below) | (magnitude - leading)
+    below = np.maximum(tokens.astype(np.int64) - 2, 0)
+    low = np.abs(values).astype(np.int64) & ((1 << below) - 1)
+    return ((values < 0).astype(np.int64) << below) | low
 
 
-def _values(fields: npt.NDArray[np.int64], tokens: npt.NDArray[np.uint8]) -> Int32Array:
-    below = np.maximum(tokens.astype(np.int64) - 1, 0)
-    magnitude = np.where(tokens > 0, (1 << below) | (fields & ((1 << below) - 1)), 0)
-    negative = (fields >> below) & (tokens > 0)
-    return np.where(negative == 1, -magnitude, magnitude).astype(np.int32)
+def _values(
+    fields: npt.NDArray[np.int64], tokens: npt.NDArray[np.uint8], top: npt.NDArray[np.bool_]
+) -> Int32Array:
+    t = tokens.astype(np.int64)
+    below = np.maximum(t - 2, 0)
+    second = np.zeros(t.size, dtype=np.int64)
+    second[t >= 2] = top
+    magnitude = np.where(
+        t >= 2,
+        (1 << np.maximum(t - 1, 0)) | (second << below) | (fields & ((1 << below) - 1)),
+        t,
+    )
+    negative = ((fields >> below) & 1).astype(bool) & (t > 0)
+    return np.where(negative, -magnitude, magnitude).astype(np.int32)
 
 
-def _ac_contexts(abs_rows: npt.NDArray[np.int32], nonzero_before: npt.NDArray[np.int16],
-                 channel_base: npt.NDArray[np.int16], band: int) -> npt.NDArray[np.int16]:
-    neighbours = abs_rows[:, FREQ_ABOVE[band]] + abs_rows[:, FREQ_LEFT[band]]
-    s_level = _S_LEVELS[np.minimum(neighbours, 127)]
-    return channel_base + s_level * 7 + _NZ_LEVELS[nonzero_before]
+def _ac_contexts(
+    abs_rows: npt.NDArray[np.int32],
+    nonzero_before: npt.NDArray[np.int16],
+    layout: _Layout,
+    active: npt.NDArray[np.int64] | slice,
+    band: int,
+) -> npt.NDArray[np.int16]:
+    """Context of band ``band`` in each active row, from bands < ``band`` only.
+
+    ``nonzero_before`` counts the non-zero AC coefficients below ``band`` in every row (all
+    rows, so the left and upper blocks' counts can be read).
+    """
+    frequency = abs_rows[:, FREQ_ABOVE[band]] + abs_rows[:, FREQ_LEFT[band]]
+    s_level = _S_LEVELS[np.minimum(frequency, 127)]
+    own = _NZ_LEVELS[nonzero_before[active]]
+    spatial = nonzero_before[layout.left[active]] + nonzero_before[layout.above[active]]
+    spatial_level = _S_LEVELS[np.minimum(spatial, 127)]
+    contexts: npt.NDArray[np.int16] = (
+        layout.channel_base[active] + (s_level * 7 + own) * 6 + spatial_level
+    )
+    return contexts
 
 
 def _dc_grid(channel: Int32Array, kept: Retention) -> Int32Array:
@@ -98,6 +160,13 @@ class _Layout:
         self.channel_base = np.repeat(
             (np.arange(len(sizes)) * _CONTEXTS_PER_CHANNEL).astype(np.int16), sizes
         )
+        # Row of the block to the left and above (the block itself on the first column/row).
+        self.left = np.arange(self.rows)
+        self.above = np.arange(self.rows)
+        for start, (h, w) in zip(self.starts, shapes, strict=False):
+            grid = np.arange(h * w).reshape(h, w) + start
+            self.left[grid[:, 1:]] = grid[:, :-1]
+            self.above[grid[1:, :]] = grid[:-1, :]
 
     def active(self, band: int) -> npt.NDArray[np.int64] | slice:
         """Rows whose channel retains ``band``: a slice when they are contiguous."""
@@ -129,20 +198,19 @@ def encode_bands(channels: Sequence[Int32Array], retention: Sequence[Retention])
                 for c, k in zip(channels, retention, strict=True)
             ]
             values = np.concatenate(residuals)
-            band_tokens = _category(values)
-            ordered = band_tokens
+            tokens_sorted = _category(values)
         else:
             active = layout.active(band)
-            values = rows[active, band]
-            band_tokens = tokens[active, band]
-            nz_before = nonzero[active, band - 2] if band > 1 else np.zeros(1, np.int16)
-            contexts = _ac_contexts(
-                abs_rows[active], nz_before, layout.channel_base[active], band
-            )
-            ordered = band_tokens[np.argsort(contexts, kind="stable")]
-        chunk = compressor.process(ordered.tobytes()) + compressor.flush()
-        fields = pack_fields(_fields(values, band_tokens), band_tokens)
-        segments.append(write_varint(len(chunk)) + chunk + fields)
+            nz_before = nonzero[:, band - 2] if band > 1 else np.zeros(layout.rows, np.int16)
+            contexts = _ac_contexts(abs_rows[active], nz_before, layout, active, band)
+            order = np.argsort(contexts, kind="stable")
+            values = rows[active, band][order]
+            tokens_sorted = tokens[active, band][order]
+        planes = [*unary_planes(tokens_sorted), _top_bits(values, tokens_sorted)]
+        counts, ranks, rank_bits = encode_planes(planes)
+        chunk = compressor.process(counts.tobytes()) + compressor.flush()
+        fields = pack_fields(_fields(values, tokens_sorted), _field_widths(tokens_sorted))
+        segments.append(write_varint(len(chunk)) + chunk + pack_fields(ranks, rank_bits) + fields)
     return segments
 
 
@@ -164,27 +232,30 @@ def decode_bands(
             raise PayloadError(f"band {band}'s token stream runs past its segment", where)
         active = layout.active(band) if band else slice(0, 0)
         expected = sum(layout.dc_counts()) if band == 0 else len(rows[active])
-        ordered = _inflate(decompressor, segment[pos : pos + length], expected, band, where)
+        counts = _inflate(decompressor, segment[pos : pos + length], expected, band, where)
         pos += length
-        if int(ordered.max(initial=0)) > MAX_TOKEN:
-            raise PayloadError(f"band {band} holds an impossible magnitude category", where)
-        if band == 0:
-            band_tokens = ordered
-        else:
-            contexts = _ac_contexts(
-                abs_rows[active], nonzero[active], layout.channel_base[active], band
-            )
-            band_tokens = np.empty_like(ordered)
-            band_tokens[np.argsort(contexts, kind="stable")] = ordered
-        size = packed_size(band_tokens)
+        ranks = BitReader(segment[pos:].tobytes())
+        planes = PlaneDecoder(counts, ranks, where)
+        tokens_sorted = planes.tokens(expected, MAX_TOKEN)
+        top = planes.plane(int((tokens_sorted >= 2).sum()))
+        planes.finish()
+        pos += (ranks.position + 7) // 8
+        widths = _field_widths(tokens_sorted)
+        size = packed_size(widths)
         if pos + size != len(segment):
             raise PayloadError(
                 f"band {band}'s segment holds {len(segment) - pos} bytes of raw bits, "
                 f"its tokens need {size}",
                 where,
             )
-        fields = unpack_fields(segment[pos:].tobytes(), band_tokens)
-        values = _values(fields, band_tokens)
+        fields = unpack_fields(segment[pos:].tobytes(), widths)
+        values_sorted = _values(fields, tokens_sorted, top)
+        if band == 0:
+            values = values_sorted
+        else:
+            contexts = _ac_contexts(abs_rows[active], nonzero, layout, active, band)
+            values = np.empty_like(values_sorted)
+            values[np.argsort(contexts, kind="stable")] = values_sorted
         if band == 0:
             _place_dc(rows, values, layout)
         else:
@@ -197,18 +268,19 @@ def decode_bands(
     ]
 
 
-def _inflate(decompressor: brotli.Decompressor, chunk: memoryview, expected: int, band: int,
-             where: int) -> npt.NDArray[np.uint8]:
+def _inflate(
+    decompressor: brotli.Decompressor, chunk: memoryview, expected: int, band: int, where: int
+) -> npt.NDArray[np.uint8]:
+    # A token spans at most MAX_TOKEN planes of WORD-decision words, each plane ending in at
+    # most one partial word: anything longer is corrupt, and the bound stops a decompression
+    # bomb.
+    limit = expected * MAX_TOKEN // WORD + MAX_TOKEN + 2
     try:
-        out = decompressor.process(bytes(chunk), output_buffer_limit=max(expected, 1))
+        out = decompressor.process(bytes(chunk), output_buffer_limit=limit)
     except brotli.error as exc:
         raise PayloadError(f"band {band}'s token stream is corrupt ({exc})", where) from exc
-    if len(out) != expected or not decompressor.can_accept_more_data():
-        raise PayloadError(
-            f"band {band} should hold {expected} tokens but its stream holds "
-            f"{'more' if len(out) >= expected else len(out)}",
-            where,
-        )
+    if len(out) >= limit or not decompressor.can_accept_more_data():
+        raise PayloadError(f"band {band}'s token stream is longer than its tokens allow", where)
     return np.frombuffer(out, dtype=np.uint8)
 
 

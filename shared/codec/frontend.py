@@ -13,17 +13,14 @@ from shared.codec.coefficients import (
     Retention,
     TableArray,
     mcu_size,
-    plane_blocks,
 )
-from shared.codec.colour import downsample_2x2, rgb_to_ycbcr, upsample_2x2, ycbcr_to_rgb
+from shared.codec.colour import round_to_uint8, to_pixels, to_planes
 from shared.codec.profiles import DcMode, Layout
 from shared.codec.quantisation import to_zigzag
 from shared.codec.transform import forward_dct, inverse_dct
 
 Float = npt.NDArray[np.float32]
 Pixels = npt.NDArray[np.uint8]
-
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def as_pixels(image: Image.Image | npt.NDArray[Any]) -> Pixels:
@@ -51,8 +48,10 @@ def _to_blocks(plane: Float) -> Float:
 
 
 def _from_blocks(blocks: Float, blocks_y: int, blocks_x: int) -> Float:
-    return blocks.reshape(blocks_y, blocks_x, 8, 8).transpose(0, 2, 1, 3).reshape(
-        blocks_y * 8, blocks_x * 8
+    return (
+        blocks.reshape(blocks_y, blocks_x, 8, 8)
+        .transpose(0, 2, 1, 3)
+        .reshape(blocks_y * 8, blocks_x * 8)
     )
 
 
@@ -60,21 +59,10 @@ def _planes(pixels: Pixels, layout: Layout) -> list[Float]:
     """Level-shifted planes, padded by edge replication to the MCU grid."""
     h, w = pixels.shape[:2]
     mcu = mcu_size(layout)
-    pad_h, pad_w = -h % mcu, -w % mcu
-    if layout is Layout.GRAY:
-        if pixels.ndim == 3:
-            gray = pixels.astype(np.float32) @ _LUMA_WEIGHTS
-        else:
-            gray = pixels.astype(np.float32)
-        return [np.pad(gray - np.float32(128.0), ((0, pad_h), (0, pad_w)), mode="edge")]
-    rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
-    rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    ycbcr = rgb_to_ycbcr(rgb)
-    planes = [np.ascontiguousarray(ycbcr[:, :, c]) for c in range(3)]
-    if layout is Layout.YCBCR420:
-        planes[1] = downsample_2x2(planes[1])
-        planes[2] = downsample_2x2(planes[2])
-    return planes
+    pad = ((0, -h % mcu), (0, -w % mcu)) + (((0, 0),) if pixels.ndim == 3 else ())
+    if any(p[1] for p in pad):
+        pixels = np.pad(pixels, pad, mode="edge")
+    return [p.astype(np.float32) - np.float32(128.0) for p in to_planes(pixels, layout)]
 
 
 def channel_tables(layout: Layout, luma: TableArray, chroma: TableArray) -> tuple[TableArray, ...]:
@@ -149,14 +137,7 @@ def synthesise_planes(dequantised: list[Float]) -> list[Float]:
 
 def planes_to_pixels(planes: list[Float], width: int, height: int, layout: Layout) -> Pixels:
     """Level-shifted planes -> cropped uint8 image (HxW gray, HxWx3 colour)."""
-    if layout is Layout.GRAY:
-        gray = np.clip(np.rint(planes[0][:height, :width] + 128.0), 0, 255)
-        return gray.astype(np.uint8)
-    luma, cb, cr = planes
-    if layout is Layout.YCBCR420:
-        cb, cr = upsample_2x2(cb), upsample_2x2(cr)
-    ycbcr = np.stack([luma[:height, :width], cb[:height, :width], cr[:height, :width]], axis=2)
-    return ycbcr_to_rgb(ycbcr)
+    return to_pixels([round_to_uint8(p) for p in planes], width, height, layout)
 
 
 def zero_filled_pixels(coefficients: CoefficientImage) -> Pixels:
@@ -171,5 +152,3 @@ def zero_filled_pixels(coefficients: CoefficientImage) -> Pixels:
             channel[:, :, 0] = fill_dc_from_anchors(channel[:, :, 0], kept.anchor_every)
     planes = synthesise_planes(dequantised)
     return planes_to_pixels(planes, coefficients.width, coefficients.height, coefficients.layout)
-
-

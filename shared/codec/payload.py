@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -64,8 +65,9 @@ class Decoded:
 
     @property
     def coefficient_image(self) -> CoefficientImage:
-        return CoefficientImage(self.width, self.height, self.layout, self.coefficients,
-                                self.tables, self.retention)
+        return CoefficientImage(
+            self.width, self.height, self.layout, self.coefficients, self.tables, self.retention
+        )
 
     def to_rgb(self) -> npt.NDArray[np.uint8]:
         """Zero-filled reconstruction: HxWx3 uint8, or HxW for gray payloads."""
@@ -77,8 +79,11 @@ def _retention(profile: Profile, layout: Layout) -> tuple[Retention, ...]:
         anchored = Retention(64, DcMode.ANCHORS, profile.anchor_every)
         return (anchored,) * layout.channels
     luma = Retention(profile.luma_keep)
-    return (luma,) if layout is Layout.GRAY else (luma, Retention(profile.chroma_keep),
-                                                  Retention(profile.chroma_keep))
+    return (
+        (luma,)
+        if layout is Layout.GRAY
+        else (luma, Retention(profile.chroma_keep), Retention(profile.chroma_keep))
+    )
 
 
 def _captured_us(captured_at: datetime | None) -> int:
@@ -103,9 +108,18 @@ def encode_coefficients(
     segments = entropy.encode_bands(coefficients.channels, coefficients.retention)
     distinct = coefficients.tables[: 1 if coefficients.layout is Layout.GRAY else 2]
     header = wire.Header(
-        profile, coefficients.layout, entropy.CODER_ID, image_id, captured_at_us,
-        coefficients.width, coefficients.height, quality, device_id, coefficients.retention,
-        distinct, explicit_tables,
+        profile,
+        coefficients.layout,
+        entropy.CODER_ID,
+        image_id,
+        captured_at_us,
+        coefficients.width,
+        coefficients.height,
+        quality,
+        device_id,
+        coefficients.retention,
+        distinct,
+        explicit_tables,
     )
     return wire.seal(wire.pack_header(header, [len(s) for s in segments]) + b"".join(segments))
 
@@ -137,7 +151,8 @@ def encode(
     tables = channel_tables(layout, *profile.quantisation_tables())
     coefficients = analyse(pixels, layout, tables, _retention(profile, layout))
     return encode_coefficients(
-        coefficients, kind,
+        coefficients,
+        kind,
         quality=profile.quality,
         explicit_tables=profile.tables is not None,
         device_id=device_id,
@@ -184,22 +199,32 @@ def decode(
     data = memoryview(bytes(payload))
     if len(data) > limits.max_payload_bytes:
         raise PayloadError(
-            f"payload of {len(data)} bytes exceeds the limit of {limits.max_payload_bytes}")
+            f"payload of {len(data)} bytes exceeds the limit of {limits.max_payload_bytes}"
+        )
     parsed, bands, complete = _split(data, allow_partial)
     header = parsed.header
     if header.coder != entropy.CODER_ID:
         raise PayloadError(f"unknown entropy coder {header.coder}", 7)
-    if (header.width > limits.max_width or header.height > limits.max_height
-            or header.width * header.height > limits.max_pixels):
+    if (
+        header.width > limits.max_width
+        or header.height > limits.max_height
+        or header.width * header.height > limits.max_pixels
+    ):
         raise PayloadError(
             f"image {header.width}x{header.height} exceeds the decoder's limits "
-            f"({limits.max_width}x{limits.max_height}, {limits.max_pixels} pixels)", 32)
+            f"({limits.max_width}x{limits.max_height}, {limits.max_pixels} pixels)",
+            32,
+        )
     retention = tuple(replace(k, keep=min(k.keep, bands)) for k in header.retention)
-    offsets = [parsed.body_offset + int(s) for s in
-               np.concatenate([[0], np.cumsum(parsed.band_sizes[:bands])])]
-    segments = [data[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+    offsets = [
+        parsed.body_offset + int(s)
+        for s in np.concatenate([[0], np.cumsum(parsed.band_sizes[:bands])])
+    ]
+    segments = [data[a:b] for a, b in itertools.pairwise(offsets)]
     channels = entropy.decode_bands(
-        segments, offsets[:-1], plane_blocks(header.width, header.height, header.layout),
+        segments,
+        offsets[:-1],
+        plane_blocks(header.width, header.height, header.layout),
         retention,
     )
     seconds, micros = divmod(header.captured_at_us, 1_000_000)
@@ -208,9 +233,19 @@ def decode(
     except (OverflowError, ValueError, OSError) as exc:
         raise PayloadError("capture time is out of range", 24) from exc
     return Decoded(
-        header.image_id, header.device_id, captured, header.width, header.height,
-        header.profile, header.layout, None if header.explicit_tables else header.quality,
-        tuple(channels), header.channel_tables(), retention, len(data), complete,
+        header.image_id,
+        header.device_id,
+        captured,
+        header.width,
+        header.height,
+        header.profile,
+        header.layout,
+        None if header.explicit_tables else header.quality,
+        tuple(channels),
+        header.channel_tables(),
+        retention,
+        len(data),
+        complete,
         tuple(offsets),
     )
 
@@ -227,6 +262,5 @@ def truncate(payload: bytes, bands: int) -> bytes:
     )
     end = parsed.body_offset + sum(parsed.band_sizes[:bands])
     return wire.seal(
-        wire.pack_header(header, parsed.band_sizes[:bands])
-        + bytes(data[parsed.body_offset : end])
+        wire.pack_header(header, parsed.band_sizes[:bands]) + bytes(data[parsed.body_offset : end])
     )

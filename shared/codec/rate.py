@@ -40,8 +40,9 @@ def _channel_tables(quality: int, layout: Layout) -> list[npt.NDArray[np.float32
     return [to_zigzag(t) for t in channel_tables(layout, *standard_tables(quality))]
 
 
-def _candidates(pixels: Pixels, layout: Layout) -> list[tuple[int, npt.NDArray[np.float64],
-                                                             npt.NDArray[np.float64]]]:
+def _candidates(
+    pixels: Pixels, layout: Layout
+) -> list[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
     """Per quality: estimated bits and weighted squared error for every (luma, chroma) keep."""
     coefficients = [forward_dct(_to_blocks(p)) for p in _planes(pixels, layout)]
     pixel_count = pixels.shape[0] * pixels.shape[1]
@@ -69,8 +70,9 @@ def _candidates(pixels: Pixels, layout: Layout) -> list[tuple[int, npt.NDArray[n
     return out
 
 
-def _best(candidates: list[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]],
-          budget: float) -> tuple[int, int, int] | None:
+def _best(
+    candidates: list[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]], budget: float
+) -> tuple[int, int, int] | None:
     best: tuple[float, int, int, int] | None = None
     for quality, rate, error in candidates:
         fits = rate <= budget
@@ -103,8 +105,11 @@ def choose_lowpass(pixels: Pixels, layout: Layout, max_bytes: int, device_bytes:
         quality, luma_keep, chroma_keep = choice
         profile = Profile.lowpass(quality, luma_keep, max(chroma_keep, 1), layout=layout)
         size = len(encode(pixels, profile, device_id="x" * device_bytes))
-        estimate = float(dict((q, r) for q, r, _ in candidates)[quality][
-            luma_keep - 1, 0 if layout is Layout.GRAY else chroma_keep - 1])
+        estimate = float(
+            {q: r for q, r, _ in candidates}[quality][
+                luma_keep - 1, 0 if layout is Layout.GRAY else chroma_keep - 1
+            ]
+        )
         if size <= max_bytes and (best_fit is None or size > best_fit[0]):
             best_fit = (size, profile)
         scale = max(scale * (size - overhead) / max(scale * estimate, 1.0), 0.05)

@@ -77,10 +77,18 @@ def pack_header(header: Header, band_sizes: list[int]) -> bytes:
         raise ValueError("device id must be 1..255 bytes of UTF-8")
     out = bytearray(
         _FIXED.pack(
-            MAGIC, VERSION, header.profile, header.layout, header.coder, header.image_id.bytes,
-            header.captured_at_us, header.width, header.height,
+            MAGIC,
+            VERSION,
+            header.profile,
+            header.layout,
+            header.coder,
+            header.image_id.bytes,
+            header.captured_at_us,
+            header.width,
+            header.height,
             0 if header.explicit_tables else header.quality,
-            1 if header.explicit_tables else 0, len(device),
+            1 if header.explicit_tables else 0,
+            len(device),
         )
     )
     out += device
@@ -118,8 +126,20 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     if data[4] != VERSION:
         raise PayloadError(f"unsupported payload version {data[4]}; this build reads {VERSION}", 4)
     _need(data, 0, _FIXED.size, "fixed header")
-    (_, _, kind, layout_id, coder, image_id, captured, width, height, quality, flags,
-     device_len) = _FIXED.unpack_from(data, 0)
+    (
+        _,
+        _,
+        kind,
+        layout_id,
+        coder,
+        image_id,
+        captured,
+        width,
+        height,
+        quality,
+        flags,
+        device_len,
+    ) = _FIXED.unpack_from(data, 0)
     try:
         profile, layout = ProfileKind(kind), Layout(layout_id)
     except ValueError as exc:
@@ -180,8 +200,20 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     for _ in range(bands):
         size, pos = read_varint(data, pos)
         sizes.append(size)
-    header = Header(profile, layout, coder, uuid.UUID(bytes=bytes(image_id)), captured, width,
-                    height, quality, device_id, tuple(retention), tables, explicit)
+    header = Header(
+        profile,
+        layout,
+        coder,
+        uuid.UUID(bytes=bytes(image_id)),
+        captured,
+        width,
+        height,
+        quality,
+        device_id,
+        tuple(retention),
+        tables,
+        explicit,
+    )
     return ParsedHeader(header, sizes, pos)
 
 
@@ -195,8 +227,9 @@ def check_crc(data: memoryview) -> None:
         raise PayloadError("payload is too short to hold a checksum", 0)
     (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[: len(data) - _CRC.size]) != stored:
-        raise PayloadError("checksum mismatch: the payload is corrupted or truncated",
-                           len(data) - _CRC.size)
+        raise PayloadError(
+            "checksum mismatch: the payload is corrupted or truncated", len(data) - _CRC.size
+        )
 
 
 CRC_SIZE = _CRC.size
