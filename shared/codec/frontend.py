@@ -14,7 +14,7 @@ from shared.codec.coefficients import (
     TableArray,
     mcu_size,
 )
-from shared.codec.colour import round_to_uint8, to_pixels, to_planes
+from shared.codec.colour import to_pixels, to_planes
 from shared.codec.profiles import DcMode, Layout
 from shared.codec.quantisation import to_zigzag
 from shared.codec.transform import forward_dct, inverse_dct
@@ -62,7 +62,7 @@ def _planes(pixels: Pixels, layout: Layout) -> list[Float]:
     pad = ((0, -h % mcu), (0, -w % mcu)) + (((0, 0),) if pixels.ndim == 3 else ())
     if any(p[1] for p in pad):
         pixels = np.pad(pixels, pad, mode="edge")
-    return [p.astype(np.float32) - np.float32(128.0) for p in to_planes(pixels, layout)]
+    return to_planes(pixels, layout)
 
 
 def channel_tables(layout: Layout, luma: TableArray, chroma: TableArray) -> tuple[TableArray, ...]:
@@ -137,7 +137,7 @@ def synthesise_planes(dequantised: list[Float]) -> list[Float]:
 
 def planes_to_pixels(planes: list[Float], width: int, height: int, layout: Layout) -> Pixels:
     """Level-shifted planes -> cropped uint8 image (HxW gray, HxWx3 colour)."""
-    return to_pixels([round_to_uint8(p) for p in planes], width, height, layout)
+    return to_pixels(planes, width, height, layout)
 
 
 def zero_filled_pixels(coefficients: CoefficientImage) -> Pixels:

@@ -163,6 +163,7 @@ def encode(
 
 def _split(data: memoryview, allow_partial: bool) -> tuple[wire.ParsedHeader, int, bool]:
     """Parse the header; returns it, the number of complete bands and whether CRC held."""
+    wire.check_magic(data)
     try:
         wire.check_crc(data)
     except PayloadError:

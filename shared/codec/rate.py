@@ -21,8 +21,12 @@ from shared.codec.transform import forward_dct
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95)
 # Mean square RGB error per unit of Cb / Cr error, from the JFIF inverse matrix.
 _CHROMA_WEIGHTS = ((0.344136**2 + 1.772**2) / 3, (1.402**2 + 0.714136**2) / 3)
-_HEADER_BYTES = 64
+# Fixed header, retention, band count and checksum; band lengths take a byte or two each.
+_HEADER_BYTES = 38 + 9 + 1 + 4
 _ATTEMPTS = 5
+# Each band present costs its length field and the compressor's flush (measured: ~3-4 bytes).
+_BAND_BYTES = 4.0
+_BANDS = np.arange(1, 65, dtype=np.float64)[:, None]
 
 
 def _band_bits(levels: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
@@ -62,9 +66,10 @@ def _candidates(
             errors.append(weight * error / coef.shape[0] / 64 * pixel_count)
             rates.append(np.cumsum(_band_bits(levels)) / 8)
         if layout is Layout.GRAY:
-            out.append((quality, rates[0][:, None], errors[0][:, None]))
+            out.append((quality, rates[0][:, None] + _BAND_BYTES * _BANDS, errors[0][:, None]))
         else:
-            rate = rates[0][:, None] + (rates[1] + rates[2])[None, :]
+            bands = np.maximum(_BANDS, _BANDS.T)
+            rate = rates[0][:, None] + (rates[1] + rates[2])[None, :] + _BAND_BYTES * bands
             error = errors[0][:, None] + (errors[1] + errors[2])[None, :]
             out.append((quality, rate, error))
     return out
@@ -96,23 +101,26 @@ def choose_lowpass(pixels: Pixels, layout: Layout, max_bytes: int, device_bytes:
     overhead = _HEADER_BYTES + device_bytes
     scale = 0.9  # context modelling beats the order-0 estimate; corrected below
     best_fit: tuple[int, Profile] | None = None
-    tried: set[tuple[int, int, int]] = set()
-    for _ in range(_ATTEMPTS):
-        choice = _best(candidates, (max_bytes - overhead) / scale)
-        if choice is None or choice in tried:
-            break
-        tried.add(choice)
+    tried: list[tuple[int, int, int]] = []
+    coarsest = (QUALITIES[0], 1, 1)
+    rates = {q: r for q, r, _ in candidates}
+    while len(tried) < _ATTEMPTS:
+        # When the estimate says nothing fits, the coarsest setting still may.
+        choice = _best(candidates, (max_bytes - overhead) / scale) or coarsest
+        if choice in tried:
+            if best_fit is not None or coarsest in tried:
+                break
+            choice = coarsest
+        tried.append(choice)
         quality, luma_keep, chroma_keep = choice
-        profile = Profile.lowpass(quality, luma_keep, max(chroma_keep, 1), layout=layout)
+        profile = Profile.lowpass(quality, luma_keep, chroma_keep, layout=layout)
         size = len(encode(pixels, profile, device_id="x" * device_bytes))
         estimate = float(
-            {q: r for q, r, _ in candidates}[quality][
-                luma_keep - 1, 0 if layout is Layout.GRAY else chroma_keep - 1
-            ]
+            rates[quality][luma_keep - 1, 0 if layout is Layout.GRAY else chroma_keep - 1]
         )
         if size <= max_bytes and (best_fit is None or size > best_fit[0]):
             best_fit = (size, profile)
-        scale = max(scale * (size - overhead) / max(scale * estimate, 1.0), 0.05)
+        scale = max((size - overhead) / max(estimate, 1.0), 0.05)
         if best_fit is not None and size <= max_bytes and size > 0.97 * max_bytes:
             break
     if best_fit is None:

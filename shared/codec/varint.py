@@ -8,8 +8,8 @@ _MAX_VARINT_BYTES = 5  # lengths are below 2**35, far past any payload limit
 
 
 def write_varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("varints are unsigned")
+    if not 0 <= value < 1 << (7 * _MAX_VARINT_BYTES):
+        raise ValueError(f"varint {value} is outside 0..2**35-1")
     out = bytearray()
     while True:
         byte = value & 0x7F

@@ -118,13 +118,18 @@ def _need(data: memoryview, pos: int, count: int, what: str) -> None:
         raise PayloadError(f"payload ends inside the {what}", pos)
 
 
-def unpack_header(data: memoryview) -> ParsedHeader:
-    """Parse and validate the header; lengths and enums are checked, nothing is allocated."""
-    _need(data, 0, 5, "magic and version")
-    if bytes(data[:4]) != MAGIC:
+def check_magic(data: memoryview) -> None:
+    """Magic and version come first: a payload of another kind or version is named as such."""
+    if bytes(data[:4]) != MAGIC[: len(data)] or len(data) < 4:
         raise PayloadError("not a DCTLink payload (bad magic)", 0)
+    _need(data, 0, 5, "magic and version")
     if data[4] != VERSION:
         raise PayloadError(f"unsupported payload version {data[4]}; this build reads {VERSION}", 4)
+
+
+def unpack_header(data: memoryview) -> ParsedHeader:
+    """Parse and validate the header; lengths and enums are checked, nothing is allocated."""
+    check_magic(data)
     _need(data, 0, _FIXED.size, "fixed header")
     (
         _,
