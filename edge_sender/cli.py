@@ -1,0 +1,244 @@
+"""``edge-sender``: send files, watch a folder, poll a snapshot URL, read a camera, or demo.
+
+Exit codes (stable, for scripts):
+
+    0  every image accepted and acknowledged by the broker
+    1  unexpected error (a bug, or the spool file cannot be opened)
+    2  bad command line or settings
+    3  the broker refused us: credentials, TLS trust, or the ACL rejected a publish
+    4  not delivered yet: timed out or interrupted with images left in the spool (they are
+       sent by the next run; nothing is lost). A signal that stops watch, http, camera or
+       demo is their normal end and exits 0; what is spooled waits for the next run
+    5  some inputs could not be read (the others were sent), or the source is unavailable
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from enum import IntEnum
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from edge_sender.config import EdgeSettings
+from edge_sender.logs import setup_logging
+from edge_sender.options import add_settings_arguments, settings_from_args
+from edge_sender.sender import Sender
+from edge_sender.sources import (
+    Frame,
+    SourceError,
+    camera_source,
+    frame_from_path,
+    http_source,
+    synthetic_source,
+    watch_source,
+)
+from edge_sender.spool import Spool, SpoolError
+
+log = logging.getLogger("edge_sender")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    BROKER = 3
+    UNDELIVERED = 4
+    SOURCE = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-sender",
+        description="Encode camera images with a DCTLink profile, spool them durably and "
+        "publish them over MQTT. Every option can also be set by its environment variable.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    add_settings_arguments(common)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    send = command(
+        "send",
+        "send image files (any format Pillow reads), then wait for delivery;"
+        " with no files, deliver what the spool still holds",
+    )
+    send.add_argument("paths", nargs="*", type=Path, help="image files")
+    send.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        help="seconds to wait for delivery; 0 waits until delivered (default 0)",
+    )
+    send.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    watch = command("watch", "send each file that appears in a folder, once fully written")
+    watch.add_argument("folder", type=Path, help="folder to watch")
+    watch.add_argument(
+        "--after",
+        choices=["keep", "move", "delete"],
+        default="keep",
+        help="what to do with a file once it is spooled (default keep)",
+    )
+    watch.add_argument("--move-to", type=Path, help="destination folder for --after move")
+    watch.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds between folder scans (default 1)"
+    )
+    watch.add_argument(
+        "--stable-polls",
+        type=int,
+        default=2,
+        help="scans a file's size and mtime must hold still (default 2)",
+    )
+
+    http = command("http", "poll a snapshot URL (IP cameras) and send each image")
+    http.add_argument("url", help="snapshot URL, e.g. http://camera/snapshot.jpg")
+    http.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    http.add_argument("--http-timeout", type=float, default=10.0, help="seconds per request")
+    http.add_argument("--count", type=int, default=0, help="stop after N images (0: never)")
+
+    camera = command("camera", "capture stills with picamera2 and send them")
+    camera.add_argument("--interval", type=float, default=5.0, help="seconds between stills")
+    camera.add_argument("--count", type=int, default=0, help="stop after N images (0: never)")
+    camera.add_argument("--size", default="1920x1080", help="capture size WxH")
+
+    demo = command("demo", "send the bundled sample images in a loop (demos, load tests)")
+    demo.add_argument("--count", type=int, default=8, help="images to send (0: until stopped)")
+    demo.add_argument("--interval", type=float, default=1.0, help="seconds between images")
+    return parser
+
+
+def _frames(args: argparse.Namespace, stop: threading.Event) -> Iterator[Frame]:
+    match args.command:
+        case "watch":
+            return watch_source(
+                args.folder,
+                after=args.after,
+                move_to=args.move_to,
+                poll_interval_s=args.poll_interval,
+                stable_polls=args.stable_polls,
+                stop=stop,
+            )
+        case "http":
+            return http_source(
+                args.url,
+                interval_s=args.interval,
+                timeout_s=args.http_timeout,
+                count=args.count,
+                stop=stop,
+            )
+        case "camera":
+            width, _, height = args.size.partition("x")
+            return camera_source(args.count, args.interval, (int(width), int(height)), stop)
+        case _:
+            return synthetic_source(args.count, args.interval, stop=stop)
+
+
+def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event) -> ExitCode:
+    unreadable = 0
+    paths: Sequence[Path] = args.paths
+    show = not args.no_progress and sys.stderr.isatty()
+    for path in tqdm(paths, desc="spooled", unit="img", disable=not show):
+        if stop.is_set() or sender.stopped:
+            break
+        try:
+            sender.accept(frame_from_path(path))
+        except SourceError as error:
+            unreadable += 1
+            log.error("skipped unreadable input", extra={"fields": {"error": str(error)}})
+    delivered = sender.wait_drained(args.timeout or None, stop)
+    if sender.fatal is not None:
+        return ExitCode.BROKER
+    if sender.failure is not None:
+        return ExitCode.ERROR
+    if not delivered:
+        return ExitCode.UNDELIVERED
+    return ExitCode.SOURCE if unreadable else ExitCode.OK
+
+
+def _stream(sender: Sender, args: argparse.Namespace, stop: threading.Event) -> ExitCode:
+    for frame in _frames(args, stop):
+        if sender.stopped:
+            break
+        sender.accept(frame)
+    # A finite source (demo/http/camera --count) waits for delivery; a stop request does not.
+    drained = stop.is_set() or sender.stopped or sender.wait_drained(None, stop)
+    # Checked after the wait: a refusal (say the ACL) often arrives only while waiting.
+    if sender.fatal is not None:
+        return ExitCode.BROKER
+    if sender.failure is not None:
+        return ExitCode.ERROR
+    if stop.is_set():
+        return ExitCode.OK  # asked to stop: what is spooled waits for the next run
+    return ExitCode.OK if drained else ExitCode.UNDELIVERED
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # tests call main() from worker threads; signals only reach the main thread
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def run_command(
+    settings: EdgeSettings, args: argparse.Namespace, stop: threading.Event
+) -> ExitCode:
+    try:
+        spool = Spool(settings.spool.path, settings.spool.max_bytes)
+    except (sqlite3.Error, OSError) as error:
+        log.error(
+            "cannot open the spool",
+            extra={"fields": {"path": str(settings.spool.path), "error": str(error)}},
+        )
+        return ExitCode.ERROR
+    with spool:
+        sender = Sender(settings, spool)
+        sender.start()
+        try:
+            if args.command == "send":
+                return _send_files(sender, args, stop)
+            return _stream(sender, args, stop)
+        except SourceError as error:
+            log.error(str(error), extra={"fields": {"source": error.source}})
+            return ExitCode.SOURCE
+        except SpoolError as error:
+            log.error("spool refused an image", extra={"fields": {"error": error.reason}})
+            return ExitCode.ERROR
+        finally:
+            sender.close()
+
+
+def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
+    """Run the CLI; ``stop`` lets a caller (tests, an embedding program) end it cleanly."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as error:
+        print(f"edge-sender: invalid settings\n{error}", file=sys.stderr)
+        return ExitCode.USAGE
+    setup_logging(settings.log_level, settings.log_format)
+    stop = stop or threading.Event()
+    _install_signal_handlers(stop)
+    return run_command(settings, args, stop)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

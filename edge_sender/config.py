@@ -1,0 +1,143 @@
+"""The sender's one settings class (DESIGN.md section 6).
+
+Every option is an environment variable ``DCTLINK_EDGE__<SECTION>__<NAME>`` (for example
+``DCTLINK_EDGE__BROKER__URL``) and a command-line flag; flags override the environment and
+the defaults run against a local broker with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DCTLINK_EDGE__"
+_TOPIC_FORBIDDEN = set("/+#\x00")
+
+
+class _Section(BaseModel):
+    # A typo in a nested option must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerSettings(_Section):
+    url: str = Field(
+        default="mqtt://localhost:1883",
+        description="Broker URL: mqtt://host[:port] or mqtts://host[:port] (TLS, default 8883)",
+    )
+    username: str | None = Field(default=None, description="MQTT username (usually the device id)")
+    password: SecretStr | None = Field(default=None, description="MQTT password")
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the broker (implies TLS)"
+    )
+    cert_file: Path | None = Field(default=None, description="Client certificate for mutual TLS")
+    key_file: Path | None = Field(default=None, description="Private key of the client certificate")
+    tls_insecure: bool = Field(
+        default=False, description="Skip the broker host name check (testing only)"
+    )
+    max_message_bytes: int = Field(
+        default=128 * 1024,
+        ge=1024,
+        description="Largest MQTT message; bigger payloads travel as chunks",
+    )
+    max_inflight: int = Field(
+        default=16, ge=1, le=1000, description="Messages published but not yet acknowledged"
+    )
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"broker URL must look like mqtt://host:1883, got {url!r}")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "localhost"
+
+    @property
+    def use_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts" or self.ca_file is not None
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+
+
+class SpoolSettings(_Section):
+    path: Path = Field(
+        default=Path("dctlink-spool.sqlite3"), description="SQLite file of the durable spool"
+    )
+    max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="Spool size bound; when full the oldest image is dropped (and counted)",
+    )
+
+
+class EncodeSettings(_Section):
+    profile: Literal["lowpass", "paper", "adaptive", "lossless"] = Field(
+        default="lowpass", description="Retention profile (DESIGN.md section 2)"
+    )
+    quality: int = Field(default=90, ge=1, le=100, description="JPEG quality of the tables")
+    luma_keep: int = Field(default=15, ge=1, le=64, description="lowpass: luma bands kept")
+    chroma_keep: int = Field(default=6, ge=1, le=64, description="lowpass: chroma bands kept")
+    anchor_every: int = Field(default=8, ge=1, le=255, description="paper: DC anchor spacing")
+    max_bytes: int = Field(default=20000, ge=64, description="adaptive: byte budget per image")
+    use_source_tables: bool = Field(
+        default=True,
+        description="For JPEG input, quantise with the file's own tables (lowpass, lossless)",
+    )
+
+
+class StatusSettings(_Section):
+    interval_s: float = Field(
+        default=30.0, gt=0, description="How often the retained status message is refreshed"
+    )
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    device_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Device id: MQTT client id and topic level (default: host name)",
+    )
+    topic_prefix: str = Field(default="dctlink", description="First topic level")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level"
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="Log format; auto is JSON unless stderr is a terminal"
+    )
+    broker: BrokerSettings = Field(default_factory=BrokerSettings, description="MQTT broker")
+    spool: SpoolSettings = Field(default_factory=SpoolSettings, description="Durable spool")
+    encode: EncodeSettings = Field(default_factory=EncodeSettings, description="Encoding")
+    status: StatusSettings = Field(default_factory=StatusSettings, description="Status topic")
+
+    @field_validator("device_id", "topic_prefix")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not value or _TOPIC_FORBIDDEN & set(value):
+            raise ValueError(f"{value!r} must be non-empty and contain none of / + # NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> EdgeSettings:
+        if (self.broker.cert_file is None) != (self.broker.key_file is None):
+            raise ValueError("broker cert_file and key_file must be given together")
+        return self
+
+    def topic(self, leaf: Literal["image", "chunk", "status"]) -> str:
+        return f"{self.topic_prefix}/{self.device_id}/{leaf}"

@@ -1,0 +1,273 @@
+"""The sender: frames in, encoded payloads into the spool, spool out to the broker.
+
+Two threads meet here. The caller's thread runs ``accept`` (encode, then commit to the spool;
+only then is an image "accepted"). The pump thread owns the in-flight window: it publishes the
+oldest spooled entries, and it alone processes PUBACKs, which paho's thread only queues. So a
+message id is always registered before its acknowledgement is looked at, and SQLite deletes
+never run on paho's network thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_sender.config import EdgeSettings
+from edge_sender.encoding import encode_frame
+from edge_sender.publisher import MqttPublisher, PublisherError
+from edge_sender.sources import Frame
+from edge_sender.spool import Spool, SpoolEntry
+from shared.chunking import split_payload
+
+log = logging.getLogger(__name__)
+
+try:
+    VERSION = version("dctlink")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0+unknown"
+
+
+@dataclass
+class InFlight:
+    """Spool entries published and waiting for PUBACKs (one per message; chunks count each)."""
+
+    mids: dict[int, int] = field(default_factory=dict)  # message id -> spool seq
+    waiting: dict[int, set[int]] = field(default_factory=dict)  # spool seq -> message ids
+
+    def add(self, seq: int, mids: list[int]) -> None:
+        self.waiting[seq] = set(mids)
+        self.mids.update(dict.fromkeys(mids, seq))
+
+    def ack(self, mid: int) -> int | None:
+        """Record one PUBACK; returns the seq once all of that entry's messages are acked."""
+        seq = self.mids.pop(mid, None)
+        if seq is None:
+            return None  # a status message, or a message from before the last reconnect
+        pending = self.waiting[seq]
+        pending.discard(mid)
+        if pending:
+            return None
+        del self.waiting[seq]
+        return seq
+
+    def seq_of(self, mid: int) -> int | None:
+        return self.mids.get(mid)
+
+    def clear(self) -> None:
+        self.mids.clear()
+        self.waiting.clear()
+
+    @property
+    def messages(self) -> int:
+        return len(self.mids)
+
+
+class Sender:
+    def __init__(self, settings: EdgeSettings, spool: Spool) -> None:
+        self.settings = settings
+        self.spool = spool
+        self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._inflight = InFlight()
+        self._generation = 0
+        # Replaced whole (never mutated) by both threads; the lock keeps the newest snapshot.
+        self._counters_lock = threading.Lock()
+        self._counters = spool.counters()
+        self._pump_thread = threading.Thread(target=self._pump, name="spool-pump", daemon=True)
+        self.fatal: PublisherError | None = None
+        self.failure: Exception | None = None  # the pump died of an unexpected error
+        self.publisher = MqttPublisher(settings, self._queue_ack, self.status)
+
+    # -- the caller's side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.publisher.start()
+        self._pump_thread.start()
+        log.info("sender started", extra={"fields": self.status()})
+
+    def accept(self, frame: Frame) -> uuid.UUID:
+        """Encode and durably spool one frame; when this returns the image will be delivered."""
+        image_id, payload = encode_frame(frame, self.settings.encode, self.settings.device_id)
+        captured_us = int(frame.captured_at.timestamp() * 1_000_000)
+        _, dropped = self.spool.put(
+            image_id, captured_us, frame.source, frame.source_bytes, payload
+        )
+        for gone in dropped:
+            log.warning(
+                "spool full, dropped oldest image",
+                extra={
+                    "fields": {
+                        "image_id": str(gone.image_id),
+                        "bytes": gone.payload_bytes,
+                        "spool_max_bytes": self.spool.max_bytes,
+                    }
+                },
+            )
+        if dropped:
+            self._refresh_counters()
+        if frame.on_spooled is not None:
+            frame.on_spooled()
+        log.info(
+            "accepted",
+            extra={
+                "fields": {
+                    "image_id": str(image_id),
+                    "source": frame.source,
+                    "payload_bytes": len(payload),
+                    "source_bytes": frame.source_bytes,
+                    "spool_depth": self.spool.depth()[0],
+                }
+            },
+        )
+        self._wake.set()
+        return image_id
+
+    def wait_drained(
+        self, timeout_s: float | None = None, stop: threading.Event | None = None
+    ) -> bool:
+        """Block until the spool is empty (True), or timeout, stop or a fatal error (False)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.spool.depth()[0] > 0:
+            if self.stopped or (stop is not None and stop.is_set()):
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @property
+    def stopped(self) -> bool:
+        """True once the pump has given up: the broker refused us, or an unexpected error."""
+        return self.fatal is not None or self.failure is not None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._pump_thread.is_alive():
+            self._pump_thread.join(5)
+        self.publisher.close()
+        log.info("sender stopped", extra={"fields": self.status()})
+
+    def status(self) -> dict[str, Any]:
+        """Operator figures for the retained status message and the logs (DESIGN.md 4)."""
+        depth, depth_bytes = self.spool.depth()
+        with self._counters_lock:
+            counters = dict(self._counters)
+        last = counters.pop("last_publish_us")
+        payload, source = counters["payload_bytes_total"], counters["source_bytes_total"]
+        return {
+            "version": VERSION,
+            "spool_depth": depth,
+            "spool_bytes": depth_bytes,
+            "last_publish_at": (
+                datetime.fromtimestamp(last / 1e6, UTC).isoformat() if last else None
+            ),
+            **counters,
+            "payload_to_source_ratio": round(payload / source, 4) if source else None,
+        }
+
+    # -- the pump thread ---------------------------------------------------------------------
+
+    def _queue_ack(self, mid: int, reason_code: int) -> None:
+        self._acks.put((mid, reason_code))
+        self._wake.set()
+
+    def _refresh_counters(self) -> None:
+        with self._counters_lock:
+            self._counters = self.spool.counters()
+
+    def _pump(self) -> None:
+        try:
+            self._pump_loop()
+        except Exception as error:
+            # A broken spool (disk full, file locked by another process) or a bug: stop and say
+            # so, rather than leave wait_drained polling a spool that no one empties any more.
+            self.failure = error
+            log.exception("sender pump failed", extra={"fields": {"error": str(error)}})
+
+    def _pump_loop(self) -> None:
+        next_status = time.monotonic() + self.settings.status.interval_s
+        while not self._stop.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            try:
+                self._process_acks()
+                publisher = self.publisher
+                if publisher.fatal is not None:
+                    self.fatal = publisher.fatal
+                elif publisher.connected.is_set():
+                    if publisher.generation != self._generation:
+                        # After a reconnect, re-send everything unacknowledged: paho's memory
+                        # queue may or may not still hold it; a duplicate keeps its image id.
+                        self._inflight.clear()
+                        self._generation = publisher.generation
+                    self._fill_window()
+            except PublisherError as error:
+                self.fatal = error
+            if self.fatal is not None:
+                log.error("sender stopped publishing", extra={"fields": {"error": str(self.fatal)}})
+                return
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.settings.status.interval_s
+                self.publisher.publish_status()
+                log.info("status", extra={"fields": self.status()})
+
+    def _process_acks(self) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid, code = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            if code >= 0x80:
+                seq = self._inflight.seq_of(mid)
+                if seq is not None:
+                    reason = ReasonCode(PacketTypes.PUBACK, identifier=code)
+                    raise PublisherError(
+                        f"broker rejected the image publish ({reason}); the ACL must let user"
+                        f" {self.settings.broker.username!r} write"
+                        f" {self.settings.topic_prefix}/{self.settings.device_id}/#."
+                        " The image stays in the spool",
+                        code,
+                    )
+                continue
+            seq = self._inflight.ack(mid)
+            if seq is not None:
+                done.append(seq)
+        if done:
+            self.spool.ack(done)
+            self._refresh_counters()
+            log.info(
+                "published",
+                extra={"fields": {"images": len(done), "spool_depth": self.spool.depth()[0]}},
+            )
+
+    def _fill_window(self) -> None:
+        room = self.settings.broker.max_inflight - self._inflight.messages
+        if room <= 0:
+            return
+        for entry in self.spool.peek(room, exclude=list(self._inflight.waiting)):
+            messages = self._messages(entry)
+            if self._inflight.messages and len(messages) > room:
+                return  # a big chunked image waits for the window to drain, then goes alone
+            mids = [self.publisher.publish(topic, body) for topic, body in messages]
+            self._inflight.add(entry.seq, mids)
+            room -= len(messages)
+
+    def _messages(self, entry: SpoolEntry) -> list[tuple[str, bytes]]:
+        limit = self.settings.broker.max_message_bytes
+        if len(entry.payload) <= limit:
+            return [(self.settings.topic("image"), entry.payload)]
+        chunk_topic = self.settings.topic("chunk")
+        return [(chunk_topic, c) for c in split_payload(entry.payload, entry.image_id, limit)]

@@ -1,0 +1,257 @@
+"""Chunks: how a payload larger than ``max_message_bytes`` crosses MQTT (DESIGN.md section 4).
+
+Each chunk is one message on ``<prefix>/<device_id>/chunk``: a 32-byte header, then a slice
+of the payload. All integers are big-endian.
+
+    offset  size  field
+    0       3     magic b"DCK"
+    3       1     version (1)
+    4       16    image id (UUID bytes, the payload's own image id)
+    20      2     index of this chunk, 0-based
+    22      2     count of chunks for this image (>= 1)
+    24      4     total payload length in bytes
+    28      4     byte offset of this slice in the payload
+
+The receiver keys reassembly on (device id, image id), places each slice at its offset (so
+duplicates and reordering are harmless) and has the whole payload when ``count`` distinct
+indices have arrived and their lengths add up to ``total``. The payload's own CRC-32 then checks
+the result. :class:`Reassembler` is that receiver side, bounded in time and memory
+(DESIGN.md section 4). This module is pure (bytes in, bytes out) so both the edge sender and
+the cloud receiver import it.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAGIC = b"DCK"
+VERSION = 1
+_HEADER = struct.Struct(">3sB16sHHII")
+HEADER_SIZE = _HEADER.size
+MAX_CHUNKS = 0xFFFF
+
+
+class ChunkError(ValueError):
+    """A chunk that cannot be part of a valid payload; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bad chunk: {reason}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ChunkHeader:
+    image_id: uuid.UUID
+    index: int
+    count: int
+    total: int
+    offset: int
+
+
+def pack_chunk(header: ChunkHeader, body: bytes) -> bytes:
+    return (
+        _HEADER.pack(
+            MAGIC,
+            VERSION,
+            header.image_id.bytes,
+            header.index,
+            header.count,
+            header.total,
+            header.offset,
+        )
+        + body
+    )
+
+
+def unpack_chunk(message: bytes) -> tuple[ChunkHeader, bytes]:
+    """Split one chunk message into its header and slice; checks version first."""
+    if len(message) < HEADER_SIZE:
+        raise ChunkError(f"{len(message)} bytes is shorter than the {HEADER_SIZE}-byte header")
+    magic, version, image_id, index, count, total, offset = _HEADER.unpack_from(message)
+    if magic != MAGIC:
+        raise ChunkError(f"magic {magic!r} is not {MAGIC!r}")
+    if version != VERSION:
+        raise ChunkError(f"version {version} is not {VERSION}")
+    body = message[HEADER_SIZE:]
+    if count == 0 or index >= count:
+        raise ChunkError(f"index {index} outside count {count}")
+    if offset + len(body) > total:
+        raise ChunkError(f"slice at {offset}+{len(body)} runs past total {total}")
+    return ChunkHeader(uuid.UUID(bytes=image_id), index, count, total, offset), body
+
+
+def split_payload(payload: bytes, image_id: uuid.UUID, max_message_bytes: int) -> list[bytes]:
+    """The chunk messages for ``payload``, each at most ``max_message_bytes`` long."""
+    slice_size = max_message_bytes - HEADER_SIZE
+    if slice_size < 1:
+        raise ValueError(f"max_message_bytes must exceed the {HEADER_SIZE}-byte chunk header")
+    count = max(1, -(-len(payload) // slice_size))
+    if count > MAX_CHUNKS:
+        raise ValueError(f"payload of {len(payload)} bytes needs more than {MAX_CHUNKS} chunks")
+    return [
+        pack_chunk(
+            ChunkHeader(image_id, index, count, len(payload), index * slice_size),
+            payload[index * slice_size : (index + 1) * slice_size],
+        )
+        for index in range(count)
+    ]
+
+
+@dataclass
+class ReassemblyStats:
+    """Running counts, for the receiver's metrics and logs."""
+
+    completed: int = 0
+    duplicates: int = 0  # chunks ignored: a slice seen before, or an image already completed
+    expired: int = 0  # images dropped because their chunks stopped arriving
+    evicted: int = 0  # images dropped to stay within the memory bounds
+
+
+@dataclass
+class _Pending:
+    buffer: bytearray
+    count: int
+    slices: dict[int, tuple[int, int]]  # index -> (offset, length)
+    last_seen: float
+
+
+class Reassembler:
+    """Collects chunk messages into payloads, within bounds that no sender can push it past.
+
+    - ``timeout_s``: an image none of whose chunks arrived for this long is dropped (expired).
+    - ``max_bytes_per_device``: payload bytes one device may hold in half-built images; a new
+      image that would pass it evicts that device's least recently active ones first, and an
+      image larger than the bound on its own is refused with :class:`ChunkError`.
+    - ``max_pending``: images in progress over all devices (least recently active evicted).
+    - ``remember``: how many completed image ids are kept so that their late or re-sent chunks
+      are ignored as duplicates instead of starting a new image.
+
+    Pure: bytes in, bytes out; ``clock`` is injectable so tests need no sleeps. Images are keyed
+    by (device id, image id), so one device cannot write into another's image.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 60.0,
+        max_bytes_per_device: int = 16 * 1024 * 1024,
+        max_pending: int = 1024,
+        remember: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if timeout_s <= 0 or max_bytes_per_device < 1 or max_pending < 1 or remember < 0:
+            raise ValueError("Reassembler bounds must be positive")
+        self.timeout_s = timeout_s
+        self.max_bytes_per_device = max_bytes_per_device
+        self.max_pending = max_pending
+        self._remember = remember
+        self._clock = clock
+        # Least recently active first: move_to_end on every chunk.
+        self._pending: OrderedDict[tuple[str, uuid.UUID], _Pending] = OrderedDict()
+        self._device_bytes: dict[str, int] = {}
+        self._completed: OrderedDict[tuple[str, uuid.UUID], None] = OrderedDict()
+        self.stats = ReassemblyStats()
+
+    def add(self, message: bytes, device_id: str = "") -> bytes | None:
+        """Feed one chunk message; returns the whole payload once its last chunk arrives.
+
+        Raises :class:`ChunkError` for a chunk that cannot belong to a valid payload.
+        """
+        header, body = unpack_chunk(message)
+        now = self._clock()
+        self.expire(now)
+        key = (device_id, header.image_id)
+        if key in self._completed:
+            self.stats.duplicates += 1
+            return None
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._start(key, header, now)
+        elif len(entry.buffer) != header.total or entry.count != header.count:
+            raise ChunkError(
+                f"image {header.image_id}: total {header.total} or count {header.count}"
+                f" differs from its earlier chunks ({len(entry.buffer)}, {entry.count})"
+            )
+        entry.last_seen = now
+        self._pending.move_to_end(key)
+        place = (header.offset, len(body))
+        seen = entry.slices.get(header.index)
+        if seen is not None:
+            if seen != place:
+                raise ChunkError(
+                    f"image {header.image_id}: chunk {header.index} arrived again with a"
+                    f" different slice ({place} after {seen})"
+                )
+            self.stats.duplicates += 1
+            return None
+        entry.buffer[header.offset : header.offset + len(body)] = body
+        entry.slices[header.index] = place
+        if len(entry.slices) < entry.count:
+            return None
+        if sum(length for _, length in entry.slices.values()) != len(entry.buffer):
+            self._drop(key)
+            raise ChunkError(
+                f"image {header.image_id}: its {entry.count} slices do not add up to"
+                f" {len(entry.buffer)} bytes"
+            )
+        self._drop(key)
+        self._completed[key] = None
+        while len(self._completed) > self._remember:
+            self._completed.popitem(last=False)
+        self.stats.completed += 1
+        return bytes(entry.buffer)
+
+    def expire(self, now: float | None = None) -> list[uuid.UUID]:
+        """Drop images idle for longer than ``timeout_s``; returns their image ids."""
+        now = self._clock() if now is None else now
+        expired: list[uuid.UUID] = []
+        while self._pending:
+            key, entry = next(iter(self._pending.items()))
+            if now - entry.last_seen <= self.timeout_s:
+                break
+            self._drop(key)
+            expired.append(key[1])
+        self.stats.expired += len(expired)
+        return expired
+
+    def pending_bytes(self, device_id: str = "") -> int:
+        """Bytes held for ``device_id``'s images in progress."""
+        return self._device_bytes.get(device_id, 0)
+
+    @property
+    def pending(self) -> int:
+        """Images in progress, over all devices."""
+        return len(self._pending)
+
+    def _start(self, key: tuple[str, uuid.UUID], header: ChunkHeader, now: float) -> _Pending:
+        device_id = key[0]
+        if header.total > self.max_bytes_per_device:
+            raise ChunkError(
+                f"image {header.image_id}: {header.total} bytes exceeds the per-device"
+                f" reassembly bound of {self.max_bytes_per_device}"
+            )
+        # Make room before allocating: the header's total is the sender's claim, not ours.
+        while self.pending_bytes(device_id) + header.total > self.max_bytes_per_device:
+            oldest = next(k for k in self._pending if k[0] == device_id)
+            self._drop(oldest)
+            self.stats.evicted += 1
+        while len(self._pending) >= self.max_pending:
+            self._drop(next(iter(self._pending)))
+            self.stats.evicted += 1
+        entry = _Pending(bytearray(header.total), header.count, {}, now)
+        self._pending[key] = entry
+        self._device_bytes[device_id] = self.pending_bytes(device_id) + header.total
+        return entry
+
+    def _drop(self, key: tuple[str, uuid.UUID]) -> None:
+        entry = self._pending.pop(key)
+        left = self._device_bytes.get(key[0], 0) - len(entry.buffer)
+        if left:
+            self._device_bytes[key[0]] = left
+        else:
+            del self._device_bytes[key[0]]

@@ -1,0 +1,300 @@
+"""End to end through a real mosquitto: every image arrives, byte for byte, whatever happens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from collector import Collector
+from conftest import Mosquitto, MosquittoFactory, free_port
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
+
+from edge_sender.cli import main
+from edge_sender.config import BrokerSettings, EdgeSettings, SpoolSettings
+from edge_sender.sender import Sender
+from edge_sender.sources import frame_from_path
+from edge_sender.spool import Spool
+from shared.codec import Profile, decode, encode
+
+pytestmark = pytest.mark.integration
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def _inputs(folder: Path, count: int) -> list[Path]:
+    """``count`` image files (PNG and one JPEG) with distinct modification (capture) times."""
+    folder.mkdir()
+    paths = []
+    sources = sorted(SAMPLES.glob("*.png"))
+    for index in range(count):
+        image = Image.open(sources[index % len(sources)])
+        path = folder / (f"{index:02d}.jpg" if index == 1 else f"{index:02d}.png")
+        image.save(path, quality=85)
+        os.utime(path, (1_700_000_000 + index, 1_700_000_000 + index))
+        paths.append(path)
+    return paths
+
+
+def _device() -> str:
+    return f"cam-{uuid.uuid4().hex[:8]}"
+
+
+def _flags(broker: Mosquitto, device: str, spool: Path, *extra: str) -> list[str]:
+    return [
+        "--broker",
+        broker.url,
+        "--device-id",
+        device,
+        "--spool-path",
+        str(spool),
+        "--log-format",
+        "json",
+        *extra,
+    ]
+
+
+def _assert_equal_to_direct_encoding(collector: Collector, paths: list[Path], device: str) -> None:
+    by_capture = {int(p.stat().st_mtime): p for p in paths}
+    received = {}
+    for payload in collector.payloads:
+        decoded = decode(payload)
+        received[decoded.image_id] = (decoded, payload)
+    assert len(received) == len(paths)
+    for decoded, payload in received.values():
+        path = by_capture[int(decoded.captured_at.timestamp())]
+        with Image.open(path) as image:
+            tables = None
+            if isinstance(image, JpegImageFile):
+                q = image.quantization
+                tables = (tuple(q[0]), tuple(q[1]))
+            expected = encode(
+                image.convert("RGB"),
+                Profile.lowpass(90, 15, 6, tables=tables),
+                device_id=device,
+                image_id=decoded.image_id,
+                captured_at=decoded.captured_at,
+            )
+        assert payload == expected, path.name
+
+
+def test_send_delivers_every_image_equal_to_direct_encoding(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    paths = _inputs(tmp_path / "in", 6)
+    collector = Collector(mosquitto.port, f"dctlink/{device}/#")
+    try:
+        assert (
+            main(
+                [
+                    "send",
+                    *map(str, paths),
+                    *_flags(mosquitto, device, tmp_path / "s.db"),
+                    "--timeout",
+                    "30",
+                ]
+            )
+            == 0
+        )
+        assert collector.wait_for(lambda c: len(c.payloads) >= 6)
+        _assert_equal_to_direct_encoding(collector, paths, device)
+        assert collector.wait_for(lambda c: bool(c.status) and c.status[-1]["state"] == "offline")
+        online = next(s for s in collector.status if s["state"] == "online")
+        assert online["device_id"] == device
+        final = collector.status[-1]
+        assert final["spool_depth"] == 0
+        assert final["published_total"] == 6
+        assert 0 < final["payload_bytes_total"] < final["source_bytes_total"]
+    finally:
+        collector.close()
+
+
+def test_large_payloads_are_chunked_and_reassembled_over_mqtt_311(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    paths = _inputs(tmp_path / "in", 3)
+    collector = Collector(mosquitto.port, f"dctlink/{device}/#")
+    try:
+        flags = [
+            *_flags(mosquitto, device, tmp_path / "s.db", "--broker-max-message-bytes", "4096"),
+            "--broker-protocol",
+            "3.1.1",
+        ]
+        assert main(["send", *map(str, paths), *flags, "--timeout", "30"]) == 0
+        assert collector.wait_for(lambda c: len(c.payloads) >= 3)
+        assert collector.chunk_messages > 3 * 3
+        _assert_equal_to_direct_encoding(collector, paths, device)
+    finally:
+        collector.close()
+
+
+def test_broker_outage_mid_stream_loses_nothing(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    device = _device()
+    collector = Collector(broker.port, f"dctlink/{device}/image", persistent=True)
+    stop = threading.Event()
+    result: list[int] = []
+    flags = _flags(broker, device, tmp_path / "s.db", "--broker-reconnect-max-s", "1")
+    sender = threading.Thread(
+        target=lambda: result.append(
+            main(["demo", "--count", "16", "--interval", "0.15", *flags], stop)
+        )
+    )
+    sender.start()
+    try:
+        assert collector.wait_for(lambda c: len(c.payloads) >= 3)
+        broker.stop()
+        # The outage lasts until the sender has spooled images it cannot deliver.
+        deadline = time.monotonic() + 20
+        while _spool_depth(tmp_path / "s.db") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _spool_depth(tmp_path / "s.db") >= 3
+        broker.start()
+        sender.join(60)
+        assert result == [0]
+        assert collector.wait_for(lambda c: len(c.decoded()) == 16)
+        assert len(collector.payloads) >= 16  # duplicates allowed, each with its image id
+    finally:
+        stop.set()
+        sender.join(10)
+        collector.close()
+
+
+def _spool_depth(path: Path) -> int:
+    try:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def test_sigkill_with_images_in_the_spool_loses_nothing(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    paths = _inputs(tmp_path / "in", 5)
+    spool = tmp_path / "s.db"
+    dead_broker = f"mqtt://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_sender",
+            "send",
+            *map(str, paths),
+            "--broker",
+            dead_broker,
+            "--device-id",
+            device,
+            "--spool-path",
+            str(spool),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _spool_depth(spool) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _spool_depth(spool) == 5
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    collector = Collector(mosquitto.port, f"dctlink/{device}/#")
+    try:
+        # No paths: deliver what the killed run left in the spool.
+        assert main(["send", *_flags(mosquitto, device, spool), "--timeout", "30"]) == 0
+        assert collector.wait_for(lambda c: len(c.payloads) >= 5)
+        _assert_equal_to_direct_encoding(collector, paths, device)
+        assert _spool_depth(spool) == 0
+    finally:
+        collector.close()
+
+
+def test_watch_sends_new_files_and_deletes_them_once_spooled(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    collector = Collector(mosquitto.port, f"dctlink/{device}/image")
+    stop = threading.Event()
+    flags = _flags(mosquitto, device, tmp_path / "s.db")
+    command = ["watch", str(inbox), "--after", "delete", "--poll-interval", "0.05", *flags]
+    watcher = threading.Thread(target=main, args=(command, stop))
+    watcher.start()
+    try:
+        Image.open(SAMPLES / "kodim05-half.png").save(inbox / ".a.png")
+        (inbox / ".a.png").rename(inbox / "a.png")  # the write-then-rename a camera should use
+        assert collector.wait_for(lambda c: len(c.payloads) == 1)
+        deadline = time.monotonic() + 5
+        while (inbox / "a.png").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not (inbox / "a.png").exists()
+    finally:
+        stop.set()
+        watcher.join(10)
+        collector.close()
+
+
+def test_a_full_spool_drops_the_oldest_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = EdgeSettings(
+        device_id=_device(),
+        broker=BrokerSettings(url=f"mqtt://127.0.0.1:{free_port()}"),  # nobody listens
+        spool=SpoolSettings(path=tmp_path / "s.db", max_bytes=40_000),
+    )
+    frame = frame_from_path(SAMPLES / "kodim04-half.png")  # about 17 kB encoded
+    with Spool(settings.spool.path, settings.spool.max_bytes) as spool:
+        sender = Sender(settings, spool)
+        sender.start()
+        try:
+            ids = [sender.accept(frame) for _ in range(4)]
+            assert spool.depth()[0] == 2
+            assert [e.image_id for e in spool.peek(10)] == ids[2:]
+            assert sender.status()["dropped_total"] == 2
+            assert caplog.text.count("spool full, dropped oldest image") == 2
+        finally:
+            sender.close()
+
+
+class _BrokenDiskSpool(Spool):
+    """A spool whose disk fails when the first PUBACK is recorded."""
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_a_failing_spool_stops_the_sender_instead_of_hanging_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    settings = EdgeSettings(
+        device_id=_device(),
+        broker=BrokerSettings(url=mosquitto.url),
+        spool=SpoolSettings(path=tmp_path / "s.db"),
+    )
+    with _BrokenDiskSpool(settings.spool.path, settings.spool.max_bytes) as spool:
+        sender = Sender(settings, spool)
+        sender.start()
+        try:
+            sender.accept(frame_from_path(SAMPLES / "kodim04-half.png"))
+            started = time.monotonic()
+            assert not sender.wait_drained(timeout_s=20)
+            assert time.monotonic() - started < 10  # told at once, not at the timeout
+            assert isinstance(sender.failure, sqlite3.OperationalError)
+            assert spool.depth()[0] == 1  # and the image is still there for the next run
+        finally:
+            sender.close()

@@ -1,0 +1,110 @@
+"""Sources: files (JPEG tables kept), watched folder, HTTP snapshots, camera, samples."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from edge_sender.config import EncodeSettings
+from edge_sender.encoding import profile_for
+from edge_sender.sources import (
+    SourceError,
+    camera_source,
+    file_source,
+    http_source,
+    synthetic_source,
+    watch_source,
+)
+from shared.codec.quantisation import standard_tables
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture
+def jpeg_file(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.jpg"
+    Image.open(SAMPLES / "kodim04-half.png").save(path, quality=75)
+    return path
+
+
+def test_jpeg_input_keeps_its_own_tables_in_natural_order(jpeg_file: Path) -> None:
+    (frame,) = file_source([jpeg_file])
+    luma, chroma = standard_tables(75)
+    assert frame.jpeg_tables == (tuple(luma.ravel().tolist()), tuple(chroma.ravel().tolist()))
+    assert frame.source_bytes == jpeg_file.stat().st_size
+    assert profile_for(EncodeSettings(), frame).tables == frame.jpeg_tables
+    assert profile_for(EncodeSettings(use_source_tables=False), frame).tables is None
+
+
+def test_png_input_has_no_tables_and_unreadable_files_are_named(tmp_path: Path) -> None:
+    (frame,) = file_source([SAMPLES / "kodim05-half.png"])
+    assert frame.jpeg_tables is None
+    assert frame.image.mode == "RGB"
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(SourceError, match=r"notes\.txt: not a readable image"):
+        list(file_source([tmp_path / "notes.txt"]))
+
+
+def test_synthetic_loops_over_the_samples() -> None:
+    frames = list(synthetic_source(count=6))
+    assert len(frames) == 6
+    assert frames[0].source == frames[4].source == "synthetic:kodim04-half.png"
+
+
+def test_watch_takes_stable_files_and_moves_them_after_spooling(tmp_path: Path) -> None:
+    inbox, done = tmp_path / "inbox", tmp_path / "done"
+    inbox.mkdir()
+    (inbox / ".partial.png").write_bytes(b"ignored: hidden while being written")
+    Image.open(SAMPLES / "kodim15-half.png").save(inbox / "a.png")
+    stop = threading.Event()
+    frames = watch_source(inbox, after="move", move_to=done, poll_interval_s=0.05, stop=stop)
+    frame = next(frames)
+    assert frame.source.endswith("a.png")
+    assert (inbox / "a.png").exists()  # not moved until the spool has it
+    assert frame.on_spooled is not None
+    frame.on_spooled()
+    assert (done / "a.png").exists()
+    assert not (inbox / "a.png").exists()
+    stop.set()
+    assert list(frames) == []
+
+
+class _Snapshot(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def snapshot_url(jpeg_file: Path) -> Iterator[str]:
+    _Snapshot.body = jpeg_file.read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Snapshot)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg"
+    server.shutdown()
+
+
+def test_http_polls_a_snapshot_url(snapshot_url: str) -> None:
+    frames = list(http_source(snapshot_url, interval_s=0.01, count=2))
+    assert len(frames) == 2
+    assert frames[0].jpeg_tables is not None
+    assert frames[0].source == f"http:{snapshot_url}"
+
+
+def test_camera_without_picamera2_names_the_package() -> None:
+    pytest.importorskip("PIL")  # always present; picamera2 never is on CI
+    with pytest.raises(SourceError, match="picamera2"):
+        next(camera_source(count=1))
