@@ -22,24 +22,24 @@ def pack_fields(values: npt.NDArray[np.integer], widths: npt.NDArray[np.integer]
     return np.packbits(bits).tobytes()
 
 
-def packed_size(widths: npt.NDArray[np.integer]) -> int:
-    """Bytes that :func:`pack_fields` produces for these widths."""
-    return (int(widths.sum()) + 7) // 8
+class BitReader:
+    """Reads MSB-first fields of given widths from a byte string, one batch at a time."""
 
+    def __init__(self, data: bytes) -> None:
+        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
+        self.position = 0
 
-def unpack_fields(data: bytes, widths: npt.NDArray[np.integer]) -> IntArray:
-    """Inverse of :func:`pack_fields`; ``data`` must hold at least ``packed_size(widths)`` bytes."""
-    widths = widths.astype(np.int64)
-    out = np.zeros(widths.size, dtype=np.int64)
-    keep = np.nonzero(widths > 0)[0]
-    if keep.size == 0:
+    def read(self, widths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
+        """The next fields, or None when the data ends first."""
+        total = int(widths.sum())
+        if self.position + total > self._bits.size:
+            return None
+        out = np.zeros(widths.size, dtype=np.int64)
+        used = np.nonzero(widths)[0]
+        if used.size:
+            ends = np.cumsum(widths[used])
+            bits = self._bits[self.position : self.position + total]
+            shift = np.repeat(ends, widths[used]) - 1 - np.arange(total)
+            out[used] = np.add.reduceat(bits << shift, ends - widths[used])
+        self.position += total
         return out
-    used = widths[keep]
-    ends = np.cumsum(used)
-    total = int(ends[-1])
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, count=(total + 7) // 8))[:total]
-    owner = np.repeat(np.arange(used.size), used)
-    shift = ends[owner] - 1 - np.arange(total)
-    weighted = bits.astype(np.int64) << shift
-    out[keep] = np.add.reduceat(weighted, ends - used)
-    return out

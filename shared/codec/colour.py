@@ -60,40 +60,62 @@ def to_planes(pixels: Pixels, layout: Layout) -> list[Float]:
     return planes
 
 
-def _upsample_axis(plane: Float, axis: int) -> Float:
+def _upsample_rows(plane: Float) -> Float:
     # Triangle filter (libjpeg's "fancy" upsampling): each output sample lies a quarter of an
     # input sample from the nearest centre, so it takes 3/4 of it and 1/4 of the other side.
-    moved = np.moveaxis(plane, axis, 0)
-    previous = np.concatenate([moved[:1], moved[:-1]])
-    following = np.concatenate([moved[1:], moved[-1:]])
-    out = np.empty((2 * moved.shape[0], *moved.shape[1:]), dtype=np.float32)
-    near = moved * np.float32(0.75)
-    out[0::2] = near + previous * np.float32(0.25)
-    out[1::2] = near + following * np.float32(0.25)
-    return np.moveaxis(out, 0, axis)
+    near = plane * np.float32(0.75)
+    quarter = plane * np.float32(0.25)
+    out = np.empty((2 * plane.shape[0], plane.shape[1]), dtype=np.float32)
+    np.add(near[1:], quarter[:-1], out=out[2::2])
+    np.add(near[:1], quarter[:1], out=out[:1])
+    np.add(near[:-1], quarter[1:], out=out[1:-1:2])
+    np.add(near[-1:], quarter[-1:], out=out[-1:])
+    return out
+
+
+def _upsample_columns(plane: Float) -> Float:
+    near = plane * np.float32(0.75)
+    quarter = plane * np.float32(0.25)
+    out = np.empty((plane.shape[0], 2 * plane.shape[1]), dtype=np.float32)
+    np.add(near[:, 1:], quarter[:, :-1], out=out[:, 2::2])
+    np.add(near[:, :1], quarter[:, :1], out=out[:, :1])
+    np.add(near[:, :-1], quarter[:, 1:], out=out[:, 1:-1:2])
+    np.add(near[:, -1:], quarter[:, -1:], out=out[:, -1:])
+    return out
 
 
 def upsample_2x2(plane: Float) -> Float:
     """Inverse of :func:`downsample_2x2` with libjpeg's triangle (fancy) upsampling."""
-    return _upsample_axis(_upsample_axis(plane, 0), 1)
+    return _upsample_columns(_upsample_rows(plane))
 
 
-def _to_uint8(plane: Float) -> Pixels:
-    rounded: Pixels = np.clip(np.rint(plane), 0, 255).astype(np.uint8)
-    return rounded
+def _store(channel: Float, out: Pixels) -> None:
+    """Round and clip in place, then write into a uint8 view."""
+    np.rint(channel, out=channel)
+    np.clip(channel, 0, 255, out=channel)
+    out[...] = channel
 
 
 def to_pixels(planes: list[Float], width: int, height: int, layout: Layout) -> Pixels:
     """Inverse of :func:`to_planes`, rounded to uint8 and cropped to ``width`` x ``height``."""
     if layout is Layout.GRAY:
-        return _to_uint8(planes[0][:height, :width] + np.float32(128.0))
+        gray = np.empty((height, width), dtype=np.uint8)
+        _store(planes[0][:height, :width] + np.float32(128.0), gray)
+        return gray
     y, cb, cr = planes
     if layout is Layout.YCBCR420:
         cb, cr = upsample_2x2(cb), upsample_2x2(cr)
     y, cb, cr = (p[:height, :width] for p in (y, cb, cr))
     y = y + np.float32(128.0)
     out = np.empty((height, width, 3), dtype=np.uint8)
-    out[:, :, 0] = _to_uint8(y + np.float32(_R_CR) * cr)
-    out[:, :, 1] = _to_uint8(y + np.float32(_G_CB) * cb + np.float32(_G_CR) * cr)
-    out[:, :, 2] = _to_uint8(y + np.float32(_B_CB) * cb)
+    red = cr * np.float32(_R_CR)
+    red += y
+    _store(red, out[:, :, 0])
+    blue = cb * np.float32(_B_CB)
+    blue += y
+    _store(blue, out[:, :, 2])
+    green = cb * np.float32(_G_CB)
+    green += cr * np.float32(_G_CR)
+    green += y
+    _store(green, out[:, :, 1])
     return out

@@ -17,8 +17,8 @@ payload cut after any band still decodes. A band's segment is::
 
     varint  n       length of this band's brotli chunk
     n bytes         brotli chunk: popcount bytes of the band's plane words, plane 0 first
-    r bytes         word ranks, MSB first, ceil(log2 C(64, k)) bits each, zero-padded to a byte
-    m bytes         raw fields, MSB first, zero-padded to a byte
+    m bytes         bit fields, MSB first, zero-padded to a byte: the rank of every plane
+                    word (ceil(log2 C(64, k)) bits each), then the raw fields
 
 The planes of a band are the unary planes of its tokens, then one plane holding, for each
 token of at least 2 in the same order, the bit below the magnitude's leading one. A raw
@@ -34,10 +34,10 @@ import brotli
 import numpy as np
 import numpy.typing as npt
 
-from shared.codec.bitpack import pack_fields, packed_size, unpack_fields
+from shared.codec.bitpack import BitReader, pack_fields
 from shared.codec.coefficients import Int32Array, Retention
 from shared.codec.errors import PayloadError
-from shared.codec.planes import WORD, BitReader, PlaneDecoder, encode_planes, unary_planes
+from shared.codec.planes import WORD, PlaneDecoder, encode_planes, unary_planes
 from shared.codec.profiles import DcMode
 from shared.codec.varint import read_varint, write_varint
 from shared.codec.zigzag import FREQ_ABOVE, FREQ_LEFT
@@ -117,7 +117,9 @@ def _ac_contexts(
     ``nonzero_before`` counts the non-zero AC coefficients below ``band`` in every row (all
     rows, so the left and upper blocks' counts can be read).
     """
-    frequency = abs_rows[:, FREQ_ABOVE[band]] + abs_rows[:, FREQ_LEFT[band]]
+    absent = abs_rows.shape[1] - 1  # an all-zero column stands in for a missing neighbour
+    above, left = (absent if f == 64 else int(f) for f in (FREQ_ABOVE[band], FREQ_LEFT[band]))
+    frequency = abs_rows[:, above] + abs_rows[:, left]
     s_level = _S_LEVELS[np.minimum(frequency, 127)]
     own = _NZ_LEVELS[nonzero_before[active]]
     spatial = nonzero_before[layout.left[active]] + nonzero_before[layout.above[active]]
@@ -185,8 +187,10 @@ class _Layout:
 def encode_bands(channels: Sequence[Int32Array], retention: Sequence[Retention]) -> list[bytes]:
     """Entropy-code the retained coefficients; returns one segment per band."""
     layout = _Layout([c.shape[:2] for c in channels], retention)
-    rows = np.concatenate([c.reshape(-1, 64) for c in channels])
-    abs_rows = np.concatenate([np.abs(rows), np.zeros((layout.rows, 1), np.int32)], axis=1)
+    # Only the bands that travel are worked on: a lowpass image uses a quarter of them.
+    rows = np.concatenate([c.reshape(-1, 64)[:, : layout.bands] for c in channels])
+    abs_rows = np.zeros((layout.rows, layout.bands + 1), np.int32)
+    abs_rows[:, : layout.bands] = np.abs(rows)
     nonzero = np.cumsum(rows[:, 1:] != 0, axis=1, dtype=np.int16)
     tokens = _category(rows)
     compressor = brotli.Compressor(quality=_BROTLI_QUALITY, lgwin=_BROTLI_WINDOW)
@@ -209,8 +213,11 @@ def encode_bands(channels: Sequence[Int32Array], retention: Sequence[Retention])
         planes = [*unary_planes(tokens_sorted), _top_bits(values, tokens_sorted)]
         counts, ranks, rank_bits = encode_planes(planes)
         chunk = compressor.process(counts.tobytes()) + compressor.flush()
-        fields = pack_fields(_fields(values, tokens_sorted), _field_widths(tokens_sorted))
-        segments.append(write_varint(len(chunk)) + chunk + pack_fields(ranks, rank_bits) + fields)
+        bits = pack_fields(
+            np.concatenate([ranks, _fields(values, tokens_sorted)]),
+            np.concatenate([rank_bits, _field_widths(tokens_sorted)]),
+        )
+        segments.append(write_varint(len(chunk)) + chunk + bits)
     return segments
 
 
@@ -223,7 +230,7 @@ def decode_bands(
     """Inverse of :func:`encode_bands`; ``offsets`` locate each segment for error messages."""
     layout = _Layout(shapes, retention)
     rows = np.zeros((layout.rows, 64), dtype=np.int32)
-    abs_rows = np.zeros((layout.rows, 65), dtype=np.int32)
+    abs_rows = np.zeros((layout.rows, layout.bands + 1), dtype=np.int32)
     nonzero = np.zeros(layout.rows, dtype=np.int16)
     decompressor = brotli.Decompressor()
     for band, (segment, where) in enumerate(zip(segments, offsets, strict=True)):
@@ -234,21 +241,18 @@ def decode_bands(
         expected = sum(layout.dc_counts()) if band == 0 else len(rows[active])
         counts = _inflate(decompressor, segment[pos : pos + length], expected, band, where)
         pos += length
-        ranks = BitReader(segment[pos:].tobytes())
-        planes = PlaneDecoder(counts, ranks, where)
+        reader = BitReader(segment[pos:].tobytes())
+        planes = PlaneDecoder(counts, reader, where)
         tokens_sorted = planes.tokens(expected, MAX_TOKEN)
         top = planes.plane(int((tokens_sorted >= 2).sum()))
         planes.finish()
-        pos += (ranks.position + 7) // 8
-        widths = _field_widths(tokens_sorted)
-        size = packed_size(widths)
-        if pos + size != len(segment):
+        fields = reader.read(_field_widths(tokens_sorted))
+        if fields is None or (reader.position + 7) // 8 != len(segment) - pos:
             raise PayloadError(
-                f"band {band}'s segment holds {len(segment) - pos} bytes of raw bits, "
-                f"its tokens need {size}",
+                f"band {band}'s segment holds {len(segment) - pos} bytes of bit fields, "
+                f"its tokens need {(reader.position + 7) // 8}",
                 where,
             )
-        fields = unpack_fields(segment[pos:].tobytes(), widths)
         values_sorted = _values(fields, tokens_sorted, top)
         if band == 0:
             values = values_sorted

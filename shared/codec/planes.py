@@ -17,6 +17,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from shared.codec.bitpack import BitReader
 from shared.codec.errors import PayloadError
 
 WORD = 64
@@ -121,29 +122,6 @@ def _patterns(counts: npt.NDArray[np.int64], ranks: npt.NDArray[np.int64]) -> np
     for column, (k, r) in enumerate(quarters):
         words[:, column] = _BY_POPCOUNT[_FIRST[k] + r]
     return words.view(np.uint8).reshape(-1)
-
-
-class BitReader:
-    """Reads MSB-first fields of given widths from a byte string, one batch at a time."""
-
-    def __init__(self, data: bytes) -> None:
-        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
-        self.position = 0
-
-    def read(self, widths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
-        """The next fields, or None when the data ends first."""
-        total = int(widths.sum())
-        if self.position + total > self._bits.size:
-            return None
-        out = np.zeros(widths.size, dtype=np.int64)
-        used = np.nonzero(widths)[0]
-        if used.size:
-            ends = np.cumsum(widths[used])
-            bits = self._bits[self.position : self.position + total]
-            shift = np.repeat(ends, widths[used]) - 1 - np.arange(total)
-            out[used] = np.add.reduceat(bits << shift, ends - widths[used])
-        self.position += total
-        return out
 
 
 class PlaneDecoder:
