@@ -1,0 +1,102 @@
+"""The app factory: ``create_app(settings)`` builds the receiver; its lifespan runs ingest.
+
+Everything with a life (store, recovery, MQTT subscriber, worker threads) is made in the
+lifespan, not at import or in the factory, so building an app has no side effects and tests
+can build many from small settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cloud_receiver.api.deps import Receiver
+from cloud_receiver.api.errors import install_error_handlers
+from cloud_receiver.api.routes import devices, events, gallery, health, images, payloads
+from cloud_receiver.api.schemas import ImageOut
+from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.ingest import Event, EventHub, Ingest, Pipeline, Quarantine
+from cloud_receiver.metrics import Metrics
+from cloud_receiver.recovery import Recovery
+from cloud_receiver.store import ImageRecord, Store, open_store
+
+log = logging.getLogger("cloud_receiver")
+
+
+def build_recovery(settings: ReceiverSettings) -> Recovery:
+    recovery = settings.recovery
+    return Recovery(
+        iterations=recovery.iterations, model_path=recovery.model_path, threads=recovery.threads
+    )
+
+
+def create_app(
+    settings: ReceiverSettings, *, store: Store | None = None, recovery: Recovery | None = None
+) -> FastAPI:
+    """The receiver app; ``store`` and ``recovery`` replace the ones the settings would build."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        own_store = store is None
+        the_store = store if store is not None else open_store(settings.store)
+        the_recovery = recovery if recovery is not None else build_recovery(settings)
+        metrics = Metrics()
+        hub = EventHub(settings.api.sse_queue, on_drop=metrics.events_dropped.inc)
+
+        def on_stored(record: ImageRecord) -> None:
+            # Worker thread -> event loop: the hub's queues belong to the loop.
+            event = Event("image", ImageOut.of(record).model_dump_json())
+            loop.call_soon_threadsafe(hub.publish, event)
+
+        quarantine = Quarantine(
+            settings.store.data_dir / "quarantine", settings.ingest.quarantine_max_files
+        )
+        pipeline = Pipeline(
+            settings,
+            the_store,
+            the_recovery,
+            metrics=metrics,
+            quarantine=quarantine,
+            on_stored=on_stored,
+        )
+        metrics.devices_online.set(sum(d.online for d in the_store.list_devices()))
+        ingest = Ingest(settings, pipeline)
+        app.state.receiver = Receiver(settings, the_store, the_recovery, metrics, hub, ingest)
+        ingest.start()
+        log.info(
+            "receiver started",
+            extra={
+                "fields": {
+                    "data_dir": str(settings.store.data_dir),
+                    "broker": settings.broker.url if settings.broker.enabled else None,
+                    "model": the_recovery.network_detail,
+                }
+            },
+        )
+        try:
+            yield
+        finally:
+            hub.close()
+            # Off the loop: waiting for workers to finish must not stall open responses.
+            await asyncio.to_thread(ingest.close)
+            if own_store:
+                the_store.close()
+            log.info("receiver stopped")
+
+    app = FastAPI(
+        title="DCTLink receiver",
+        version="1",
+        summary="Receives DCTLink payloads over MQTT or HTTP, recovers and serves the images.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (images, payloads, devices, events, health, gallery):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=gallery.STATIC, check_dir=False), name="static")
+    return app

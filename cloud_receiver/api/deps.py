@@ -1,0 +1,79 @@
+"""Dependency aliases the routes declare (``StoreDep``, ``ReadScope``, ...), all in one place."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.errors import ForbiddenError, UnauthorizedError
+from cloud_receiver.ingest import EventHub, Ingest
+from cloud_receiver.metrics import Metrics
+from cloud_receiver.recovery import Recovery
+from cloud_receiver.store import Store
+
+
+@dataclass
+class Receiver:
+    """Everything the lifespan builds; routes reach it through the aliases below."""
+
+    settings: ReceiverSettings
+    store: Store
+    recovery: Recovery
+    metrics: Metrics
+    hub: EventHub
+    ingest: Ingest
+
+
+def get_receiver(request: Request) -> Receiver:
+    receiver: Receiver = request.app.state.receiver
+    return receiver
+
+
+ReceiverDep = Annotated[Receiver, Depends(get_receiver)]
+
+
+def get_store(receiver: ReceiverDep) -> Store:
+    return receiver.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+_bearer = HTTPBearer(auto_error=False, description="API key (read or admin scope)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _scope_of(token: str, receiver: Receiver) -> Literal["read", "admin"] | None:
+    api = receiver.settings.api
+    # Compare against every key in constant time, so timing does not reveal a prefix.
+    admin = any(hmac.compare_digest(token, k.get_secret_value()) for k in api.admin_keys)
+    read = any(hmac.compare_digest(token, k.get_secret_value()) for k in api.read_keys)
+    return "admin" if admin else "read" if read else None
+
+
+def _check(receiver: Receiver, credentials: HTTPAuthorizationCredentials | None, need: str) -> None:
+    if not receiver.settings.api.auth_enabled:
+        return
+    if credentials is None:
+        raise UnauthorizedError("this API needs a key: send 'Authorization: Bearer <key>'")
+    scope = _scope_of(credentials.credentials, receiver)
+    if scope is None:
+        raise UnauthorizedError("the API key is not known")
+    if need == "admin" and scope != "admin":
+        raise ForbiddenError("this needs an admin key; the key given can only read")
+
+
+def require_read(receiver: ReceiverDep, credentials: Credentials) -> None:
+    _check(receiver, credentials, "read")
+
+
+def require_admin(receiver: ReceiverDep, credentials: Credentials) -> None:
+    _check(receiver, credentials, "admin")
+
+
+ReadScope = Depends(require_read)
+AdminScope = Depends(require_admin)

@@ -1,0 +1,146 @@
+"""``cloud-receiver``: serve the receiver, decode one payload offline, or reprocess the store.
+
+Exit codes (stable, for scripts):
+
+    0  done
+    1  unexpected error
+    2  bad command line or settings
+    3  the payload given to ``decode`` is malformed (the reason is printed)
+    4  ``reprocess`` could not re-run some images (the others were updated)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.imaging import png_bytes
+from cloud_receiver.logs import setup_logging
+from cloud_receiver.options import add_settings_arguments, settings_from_args
+
+log = logging.getLogger("cloud_receiver")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    MALFORMED = 3
+    INCOMPLETE = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloud-receiver",
+        description="Receive DCTLink payloads over MQTT and HTTP, recover and serve the images."
+        " Every option can also be set by its environment variable.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    add_settings_arguments(common)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    command("serve", "run the HTTP API and the MQTT subscriber (uvicorn)")
+    decode = command("decode", "decode one payload file and write every stage as PNG")
+    decode.add_argument("payload", type=Path, help="payload file (as published)")
+    decode.add_argument("--out", type=Path, required=True, help="folder for <stage>.png")
+    reprocess = command("reprocess", "re-run recovery over stored images (e.g. after a new model)")
+    reprocess.add_argument("--device", help="only this device's images")
+    return parser
+
+
+def _serve(settings: ReceiverSettings) -> ExitCode:
+    import uvicorn  # noqa: PLC0415 - only serve needs the server
+
+    from cloud_receiver.api import create_app  # noqa: PLC0415 - keeps decode light
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,  # our logging setup, not uvicorn's
+        access_log=settings.log_level == "DEBUG",
+    )
+    return ExitCode.OK
+
+
+def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
+    from cloud_receiver.api.app import build_recovery  # noqa: PLC0415
+    from shared.codec import PayloadError, decode  # noqa: PLC0415
+
+    try:
+        decoded = decode(payload.read_bytes(), limits=settings.ingest.limits)
+    except PayloadError as error:
+        print(f"{payload}: malformed payload: {error}", file=sys.stderr)
+        return ExitCode.MALFORMED
+    stages = build_recovery(settings).run(decoded)
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = {"received": stages.received, "classical": stages.classical}
+    if stages.enhanced is not None:
+        pixels["enhanced"] = stages.enhanced
+    for stage, array in pixels.items():
+        (out / f"{stage}.png").write_bytes(png_bytes(array))
+    summary = {
+        "image_id": str(decoded.image_id),
+        "device_id": decoded.device_id,
+        "width": decoded.width,
+        "height": decoded.height,
+        "profile": decoded.profile.name.lower(),
+        "stages": sorted(pixels),
+        "enhanced_unavailable_reason": stages.enhanced_unavailable_reason,
+        "timings_ms": {k: round(v * 1000, 1) for k, v in stages.timings_s.items()},
+    }
+    print(json.dumps(summary))
+    return ExitCode.OK
+
+
+def _reprocess(settings: ReceiverSettings, device: str | None) -> ExitCode:
+    from cloud_receiver.api.app import build_recovery  # noqa: PLC0415
+    from cloud_receiver.reprocess import reprocess  # noqa: PLC0415
+    from cloud_receiver.store import open_store  # noqa: PLC0415
+
+    store = open_store(settings.store)
+    try:
+        report = reprocess(store, build_recovery(settings), settings.ingest.limits, device=device)
+    finally:
+        store.close()
+    print(json.dumps({"reprocessed": report.done, "failed": report.failed}))
+    return ExitCode.INCOMPLETE if report.failed else ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as error:
+        print(f"cloud-receiver: invalid settings:\n{error}", file=sys.stderr)
+        return ExitCode.USAGE
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        match args.command:
+            case "serve":
+                return _serve(settings)
+            case "decode":
+                return _decode(settings, args.payload, args.out)
+            case _:
+                return _reprocess(settings, args.device)
+    except Exception:
+        log.exception("unexpected error")
+        return ExitCode.ERROR
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

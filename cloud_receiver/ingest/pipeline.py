@@ -1,0 +1,261 @@
+"""The one path every payload takes, whether it came over MQTT or HTTP.
+
+    payload -> decode (with limits) -> dedupe -> Recovery.run -> PNG per stage -> store -> event
+
+Runs on worker threads (recovery is CPU-bound); thread-safe. A payload that cannot become an
+image raises :class:`~cloud_receiver.errors.PayloadRejectedError` after it has been logged with its
+reason and device id, counted and quarantined, so callers only decide how to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.errors import PayloadRejectedError
+from cloud_receiver.imaging import equivalent_jpeg_bytes, png_bytes
+from cloud_receiver.ingest.messages import reason_class
+from cloud_receiver.ingest.quarantine import Quarantine
+from cloud_receiver.metrics import Metrics
+from cloud_receiver.recovery import Recovery, Stages
+from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord, Store
+from shared.chunking import ChunkError, Reassembler
+from shared.codec import Decoded, PayloadError, decode
+
+log = logging.getLogger(__name__)
+
+NETWORK_MISSING = "no network loaded"
+
+
+class Outcome(Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    record: ImageRecord | None  # None for a duplicate
+    image_id: str
+
+
+def build_record(
+    decoded: Decoded, stages: Stages, *, received_at: datetime, timings_s: dict[str, float]
+) -> tuple[ImageRecord, dict[str, bytes]]:
+    """Metadata and stage PNGs for one recovered image (pure; no I/O)."""
+    reason = stages.enhanced_unavailable_reason or NETWORK_MISSING
+    pixels = {"received": stages.received, "classical": stages.classical}
+    if stages.enhanced is not None:
+        pixels["enhanced"] = stages.enhanced
+    started = time.perf_counter()
+    pngs = {stage: png_bytes(array) for stage, array in pixels.items()}
+    best = pixels[next(s for s in reversed(STAGES) if s in pixels)]
+    jpeg_bytes = equivalent_jpeg_bytes(best, decoded.quality)
+    timings = {**timings_s, "encode": time.perf_counter() - started}
+    record = ImageRecord(
+        id=str(decoded.image_id),
+        device_id=decoded.device_id,
+        captured_at=decoded.captured_at,
+        received_at=received_at,
+        width=decoded.width,
+        height=decoded.height,
+        profile=decoded.profile.name.lower(),
+        quality=decoded.quality,
+        layout=decoded.layout.name.lower(),
+        payload_bytes=decoded.payload_bytes,
+        jpeg_bytes=jpeg_bytes,
+        stages={stage: (None if stage in pixels else reason) for stage in STAGES},
+        timings_s=timings,
+        model_version=stages.model_version,
+    )
+    return record, pngs
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        store: Store,
+        recovery: Recovery,
+        *,
+        metrics: Metrics,
+        quarantine: Quarantine,
+        on_stored: Callable[[ImageRecord], None] = lambda record: None,
+    ) -> None:
+        self._limits = settings.ingest.limits
+        self._store = store
+        self._recovery = recovery
+        self._metrics = metrics
+        self._quarantine = quarantine
+        self.on_stored = on_stored
+        ingest = settings.ingest
+        self._reassembler = Reassembler(
+            timeout_s=ingest.chunk_timeout_s,
+            max_bytes_per_device=ingest.chunk_max_bytes_per_device,
+            max_pending=ingest.chunk_max_pending,
+        )
+        self._chunk_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+
+    # -- payloads ------------------------------------------------------------------------------
+
+    def ingest(self, payload: bytes, *, topic: str | None, topic_device: str | None) -> Result:
+        """Decode, recover and store one whole payload. Raises PayloadRejectedError."""
+        received_at = datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            decoded = decode(payload, limits=self._limits)
+        except PayloadError as error:
+            raise self.reject(
+                payload,
+                error.reason,
+                reason_class(error),
+                offset=error.offset,
+                topic=topic,
+                device_id=topic_device,
+            ) from None
+        decode_s = time.perf_counter() - started
+        if topic_device is not None and decoded.device_id != topic_device:
+            raise self.reject(
+                payload,
+                f"payload device id {decoded.device_id!r} differs from the topic's",
+                "device_mismatch",
+                offset=None,
+                topic=topic,
+                device_id=topic_device,
+            )
+        image_id = str(decoded.image_id)
+        with self._lock:
+            duplicate = image_id in self._in_flight or self._store.exists(image_id)
+            if not duplicate:
+                self._in_flight.add(image_id)
+        if duplicate:
+            return self._duplicate(image_id, decoded.device_id)
+        try:
+            return self._recover_and_store(decoded, payload, received_at, decode_s)
+        finally:
+            with self._lock:
+                self._in_flight.discard(image_id)
+
+    def _recover_and_store(
+        self, decoded: Decoded, payload: bytes, received_at: datetime, decode_s: float
+    ) -> Result:
+        stages = self._recovery.run(decoded)
+        record, pngs = build_record(
+            decoded,
+            stages,
+            received_at=received_at,
+            timings_s={"decode": decode_s, **stages.timings_s},
+        )
+        started = time.perf_counter()
+        if not self._store.put(record, payload, pngs):
+            return self._duplicate(record.id, record.device_id)
+        timings = {**record.timings_s, "store": time.perf_counter() - started}
+        for stage, seconds in timings.items():
+            self._metrics.stage_seconds.labels(stage).observe(seconds)
+        self._metrics.images.inc()
+        self._metrics.payload_bytes.inc(record.payload_bytes)
+        if record.jpeg_bytes is not None:
+            self._metrics.jpeg_bytes.inc(record.jpeg_bytes)
+        log.info(
+            "image stored",
+            extra={
+                "fields": {
+                    "image_id": record.id,
+                    "device_id": record.device_id,
+                    "payload_bytes": record.payload_bytes,
+                    "ms": {k: round(v * 1000, 1) for k, v in timings.items()},
+                }
+            },
+        )
+        self.on_stored(record)
+        return Result(Outcome.STORED, record, record.id)
+
+    def _duplicate(self, image_id: str, device_id: str) -> Result:
+        self._metrics.duplicates.inc()
+        log.info(
+            "duplicate image ignored",
+            extra={"fields": {"image_id": image_id, "device_id": device_id}},
+        )
+        return Result(Outcome.DUPLICATE, None, image_id)
+
+    # -- chunks and status ---------------------------------------------------------------------
+
+    def add_chunk(self, message: bytes, *, topic: str, device_id: str) -> bytes | None:
+        """Feed one chunk; the whole payload once complete. Raises PayloadRejectedError."""
+        try:
+            with self._chunk_lock:
+                return self._reassembler.add(message, device_id)
+        except ChunkError as error:
+            raise self.reject(
+                message, error.reason, "chunk", offset=None, topic=topic, device_id=device_id
+            ) from None
+
+    def update_status(self, body: bytes, *, topic: str, device_id: str) -> None:
+        """A device's retained status message; an empty one (a cleared retained message) is
+        skipped."""
+        if not body:
+            return
+        try:
+            status: Any = json.loads(body)
+            if not isinstance(status, dict) or status.get("state") not in ("online", "offline"):
+                raise ValueError('expected {"state": "online" | "offline", ...}')
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise self.reject(
+                body,
+                f"bad status: {error}",
+                "status",
+                offset=None,
+                topic=topic,
+                device_id=device_id,
+            ) from None
+        self._store.upsert_device(
+            DeviceRecord(device_id, status["state"] == "online", datetime.now(UTC), status)
+        )
+        self._metrics.devices_online.set(sum(d.online for d in self._store.list_devices()))
+
+    # -- rejection -----------------------------------------------------------------------------
+
+    def reject(
+        self,
+        data: bytes,
+        reason: str,
+        label: str,
+        *,
+        offset: int | None,
+        topic: str | None,
+        device_id: str | None,
+    ) -> PayloadRejectedError:
+        """Log, count and quarantine; returns the error for the caller to raise."""
+        self._metrics.malformed.labels(label).inc()
+        kept = self._quarantine.keep(
+            data,
+            reason=reason,
+            reason_class=label,
+            offset=offset,
+            topic=topic,
+            device_id=device_id,
+        )
+        log.warning(
+            "payload rejected",
+            extra={
+                "fields": {
+                    "reason": reason,
+                    "reason_class": label,
+                    "offset": offset,
+                    "device_id": device_id,
+                    "topic": topic,
+                    "quarantined": str(kept) if kept else None,
+                }
+            },
+        )
+        return PayloadRejectedError(reason, label, offset)

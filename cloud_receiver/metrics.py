@@ -1,0 +1,60 @@
+"""Prometheus metrics: names prefixed ``dctlink_``, base units, counters end in ``_total``.
+
+Each app gets its own registry (not the process-global one), so several apps in one process
+(tests) never collide and ``/metrics`` shows exactly this receiver.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Recovery on a small board image takes tens of milliseconds to seconds.
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.images = Counter(
+            "dctlink_images_received_total", "Images decoded, recovered and stored", registry=r
+        )
+        self.payload_bytes = Counter(
+            "dctlink_payload_bytes_received_total",
+            "Payload bytes of stored images (as received)",
+            registry=r,
+        )
+        self.jpeg_bytes = Counter(
+            "dctlink_equivalent_jpeg_bytes_total",
+            "Bytes the same images would have taken as libjpeg JPEGs (estimate)",
+            registry=r,
+        )
+        self.malformed = Counter(
+            "dctlink_malformed_payloads_total",
+            "Messages rejected and quarantined, by reason class",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "dctlink_duplicate_images_total",
+            "Images whose id was already stored (acknowledged, not stored again)",
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "dctlink_stage_duration_seconds",
+            "Time spent in each pipeline stage",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.devices_online = Gauge(
+            "dctlink_devices_online", "Devices whose last status is online", registry=r
+        )
+        self.events_dropped = Counter(
+            "dctlink_sse_events_dropped_total",
+            "Events a slow SSE client missed because its queue was full",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,130 @@
+"""What the receiver stores, and the small interface every storage backend implements.
+
+The default backend keeps files under a folder and metadata in SQLite (``store/local.py``); an
+S3-compatible + PostgreSQL backend implements the same :class:`Store` and is chosen by the
+``store.backend`` setting, so nothing above this interface changes (DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cloud_receiver.errors import InvalidRequestError
+
+STAGES = ("received", "classical", "enhanced")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One stored image's metadata.
+
+    ``stages`` maps each stage of :data:`STAGES` to None when its PNG is stored, else to the
+    reason it is not. ``jpeg_bytes`` is the equivalent-JPEG estimate (see ``imaging.py``).
+    """
+
+    id: str
+    device_id: str
+    captured_at: datetime
+    received_at: datetime
+    width: int
+    height: int
+    profile: str
+    quality: int | None
+    layout: str
+    payload_bytes: int
+    jpeg_bytes: int | None
+    stages: dict[str, str | None]
+    timings_s: dict[str, float]
+    model_version: str | None
+
+    def best_stage(self) -> str:
+        """The most recovered stage that is available."""
+        return next(s for s in reversed(STAGES) if s in self.stages and self.stages[s] is None)
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: str
+    online: bool
+    last_seen: datetime
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """Newest captured first; ``since`` inclusive, ``until`` exclusive (capture time)."""
+
+    limit: int = 50
+    cursor: str | None = None
+    device: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[ImageRecord]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    def put(
+        self,
+        record: ImageRecord,
+        payload: bytes,
+        stage_pngs: Mapping[str, bytes],
+        *,
+        replace: bool = False,
+    ) -> bool:
+        """Store an image; False (and nothing written) when its id exists and not ``replace``."""
+
+    def exists(self, image_id: str) -> bool: ...
+
+    def get(self, image_id: str) -> ImageRecord | None: ...
+
+    def images(self, query: ImageQuery) -> Page: ...
+
+    def stage_png(self, image_id: str, stage: str) -> bytes | None: ...
+
+    def payload(self, image_id: str) -> bytes | None: ...
+
+    def upsert_device(self, device: DeviceRecord) -> None: ...
+
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    def check_writable(self) -> str | None:
+        """None when writes work, else what is wrong (for /readyz)."""
+
+    def close(self) -> None: ...
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, sortable, and the same in every backend."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def encode_cursor(captured_us: int, image_id: str) -> str:
+    """Opaque to clients: the position after the last item of a page (capture time, id)."""
+    return base64.urlsafe_b64encode(f"{captured_us}:{image_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, image_id = text.split(":", 1)
+        return int(micros), image_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestError(
+            "cursor is not one this API returned; pass next_cursor unchanged"
+        ) from None

@@ -1,0 +1,252 @@
+"""The default store: files under ``data_dir`` and metadata in SQLite (WAL).
+
+Layout::
+
+    <data_dir>/index.sqlite3                       metadata (images, devices)
+    <data_dir>/images/<id[:2]>/<id>/payload.bin    the payload exactly as received
+    <data_dir>/images/<id[:2]>/<id>/<stage>.png    one PNG per available stage
+
+Files are written into a temporary folder and renamed into place before the row that points at
+them is committed, so a crash leaves at worst an orphan folder, never a row without its files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cloud_receiver.store.base import (
+    DeviceRecord,
+    ImageQuery,
+    ImageRecord,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    from_micros,
+    to_micros,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    captured_us INTEGER NOT NULL,
+    received_us INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    quality INTEGER,
+    layout TEXT NOT NULL,
+    payload_bytes INTEGER NOT NULL,
+    jpeg_bytes INTEGER,
+    stages TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    model_version TEXT
+);
+CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS images_by_device ON images (device_id, captured_us DESC, id DESC);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    online INTEGER NOT NULL,
+    last_seen_us INTEGER NOT NULL,
+    status TEXT NOT NULL
+);
+"""
+_COLUMNS = (
+    "id, device_id, captured_us, received_us, width, height, profile, quality, layout,"
+    " payload_bytes, jpeg_bytes, stages, timings, model_version"
+)
+
+
+class LocalStore:
+    """:class:`~cloud_receiver.store.base.Store` on the local disk; safe across threads."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._images = data_dir / "images"
+        self._images.mkdir(parents=True, exist_ok=True)
+        # One connection behind a lock: writes are serialised by SQLite anyway, and the
+        # receiver's few worker threads never make this the bottleneck next to recovery.
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            data_dir / "index.sqlite3", check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def _folder(self, image_id: str) -> Path:
+        return self._images / image_id[:2] / image_id
+
+    # -- images --------------------------------------------------------------------------------
+
+    def put(
+        self,
+        record: ImageRecord,
+        payload: bytes,
+        stage_pngs: Mapping[str, bytes],
+        *,
+        replace: bool = False,
+    ) -> bool:
+        final = self._folder(record.id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{record.id}-", dir=final.parent))
+        (staging / "payload.bin").write_bytes(payload)
+        for stage, png in stage_pngs.items():
+            (staging / f"{stage}.png").write_bytes(png)
+        with self._lock:
+            if not replace and self._exists(record.id):
+                shutil.rmtree(staging)
+                return False
+            if final.exists():  # a replaced image, or an orphan of a crash before commit
+                shutil.rmtree(final)
+            staging.rename(final)
+            self._db.execute(
+                f"INSERT OR REPLACE INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                _row(record),
+            )
+        return True
+
+    def _exists(self, image_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row is not None
+
+    def exists(self, image_id: str) -> bool:
+        with self._lock:
+            return self._exists(image_id)
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def images(self, query: ImageQuery) -> Page:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.device is not None:
+            where.append("device_id = ?")
+            args.append(query.device)
+        if query.since is not None:
+            where.append("captured_us >= ?")
+            args.append(to_micros(query.since))
+        if query.until is not None:
+            where.append("captured_us < ?")
+            args.append(to_micros(query.until))
+        if query.cursor is not None:
+            captured_us, image_id = decode_cursor(query.cursor)
+            where.append("(captured_us < ? OR (captured_us = ? AND id < ?))")
+            args += [captured_us, captured_us, image_id]
+        sql = f"SELECT {_COLUMNS} FROM images"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        # One row more than asked tells whether another page exists without a COUNT.
+        sql += " ORDER BY captured_us DESC, id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, [*args, query.limit + 1]).fetchall()
+        items = [_record(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        last = rows[query.limit - 1] if more else None
+        return Page(items, encode_cursor(last[2], last[0]) if last else None)
+
+    def stage_png(self, image_id: str, stage: str) -> bytes | None:
+        return _read(self._folder(image_id) / f"{stage}.png")
+
+    def payload(self, image_id: str) -> bytes | None:
+        return _read(self._folder(image_id) / "payload.bin")
+
+    # -- devices -------------------------------------------------------------------------------
+
+    def upsert_device(self, device: DeviceRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO devices (device_id, online, last_seen_us, status)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    device.device_id,
+                    int(device.online),
+                    to_micros(device.last_seen),
+                    json.dumps(device.status),
+                ),
+            )
+
+    def list_devices(self) -> list[DeviceRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device_id, online, last_seen_us, status FROM devices ORDER BY device_id"
+            ).fetchall()
+        return [
+            DeviceRecord(device_id, bool(online), from_micros(seen), json.loads(status))
+            for device_id, online, seen, status in rows
+        ]
+
+    # -- health --------------------------------------------------------------------------------
+
+    def check_writable(self) -> str | None:
+        probe = self._images / f".probe-{uuid.uuid4().hex}"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")  # takes the write lock, then lets it go
+                self._db.execute("ROLLBACK")
+        except (OSError, sqlite3.Error) as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _row(record: ImageRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.device_id,
+        to_micros(record.captured_at),
+        to_micros(record.received_at),
+        record.width,
+        record.height,
+        record.profile,
+        record.quality,
+        record.layout,
+        record.payload_bytes,
+        record.jpeg_bytes,
+        json.dumps(record.stages),
+        json.dumps(record.timings_s),
+        record.model_version,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> ImageRecord:
+    return ImageRecord(
+        id=row[0],
+        device_id=row[1],
+        captured_at=from_micros(row[2]),
+        received_at=from_micros(row[3]),
+        width=row[4],
+        height=row[5],
+        profile=row[6],
+        quality=row[7],
+        layout=row[8],
+        payload_bytes=row[9],
+        jpeg_bytes=row[10],
+        stages=json.loads(row[11]),
+        timings_s=json.loads(row[12]),
+        model_version=row[13],
+    )

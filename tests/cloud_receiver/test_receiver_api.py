@@ -1,0 +1,243 @@
+"""The REST API, in process: TestClient runs the lifespan against a real mosquitto and SQLite."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Mosquitto
+from fastapi.testclient import TestClient
+from PIL import Image
+from receiver_kit import payload_for, receiver_settings, unique, wait_until
+
+from cloud_receiver.api import create_app
+
+API = "/api/v1"
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def client(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(receiver_settings(mosquitto, tmp_path))) as client:
+        yield client
+
+
+def _post(client: TestClient, payload: bytes, key: str | None = None) -> dict[str, object]:
+    headers = {"Content-Type": "application/octet-stream"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    response = client.post(f"{API}/payloads", content=payload, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_posted_payload_is_recovered_stored_and_described(client: TestClient) -> None:
+    device = unique("cam")
+    payload = payload_for(device, captured_at=START)
+    stored = _post(client, payload)
+    assert stored["outcome"] == "stored"
+
+    meta = client.get(f"{API}/images/{stored['id']}").json()
+    assert meta["device_id"] == device
+    assert (meta["width"], meta["height"]) == (96, 64)
+    assert meta["profile"] == "lowpass"
+    assert meta["quality"] == 90
+    assert meta["layout"] == "ycbcr420"
+    assert meta["payload_bytes"] == len(payload)
+    assert meta["jpeg_bytes"] > 0
+    assert datetime.fromisoformat(meta["captured_at"]) == START
+    assert meta["stages"]["received"]["available"] is True
+    assert meta["stages"]["classical"]["url"].endswith("stage=classical")
+    assert meta["stages"]["enhanced"] == {
+        "available": False,
+        "reason": meta["stages"]["enhanced"]["reason"],
+    }
+    assert meta["stages"]["enhanced"]["reason"]
+    assert {"decode", "received", "classical", "encode"} <= set(meta["timings_ms"])
+    assert meta["model_version"] is None
+
+
+def test_duplicate_is_acknowledged_and_counted_not_stored_twice(client: TestClient) -> None:
+    payload = payload_for(unique("cam"))
+    first = _post(client, payload)
+    again = client.post(f"{API}/payloads", content=payload)
+    assert again.status_code == 200
+    assert again.json() == {**first, "outcome": "duplicate"}
+    assert len(client.get(f"{API}/images").json()["items"]) == 1
+    assert "dctlink_duplicate_images_total 1.0" in client.get("/metrics").text
+
+
+def test_malformed_payload_is_rejected_quarantined_and_counted(
+    client: TestClient, tmp_path: Path
+) -> None:
+    payload = bytearray(payload_for(unique("cam")))
+    payload[len(payload) // 2] ^= 0xFF
+    response = client.post(f"{API}/payloads", content=bytes(payload))
+    assert response.status_code == 422
+    assert response.json()["code"] == "payload_rejected"
+    assert "checksum" in response.json()["message"]
+    sidecars = list((tmp_path / "quarantine").glob("*.json"))
+    assert len(sidecars) == 1
+    sidecar = json.loads(sidecars[0].read_text())
+    assert sidecar["reason_class"] == "checksum"
+    assert {"reason", "offset", "topic", "time"} <= set(sidecar)
+    assert sidecars[0].with_suffix(".bin").read_bytes() == bytes(payload)
+    assert 'dctlink_malformed_payloads_total{reason="checksum"} 1.0' in client.get("/metrics").text
+    assert client.get("/readyz").status_code == 200
+
+
+def test_list_is_newest_first_with_cursor_pages_and_filters(client: TestClient) -> None:
+    cams = [unique("cam"), unique("cam")]
+    ids = [
+        _post(client, payload_for(cams[i % 2], i, captured_at=START + timedelta(minutes=i)))["id"]
+        for i in range(5)
+    ]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get(f"{API}/images", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]
+
+    by_device = client.get(f"{API}/images", params={"device": cams[1]}).json()["items"]
+    assert [i["id"] for i in by_device] == [ids[3], ids[1]]
+    window = {
+        "since": (START + timedelta(minutes=1)).isoformat(),
+        "until": (START + timedelta(minutes=3)).isoformat(),
+    }
+    assert [i["id"] for i in client.get(f"{API}/images", params=window).json()["items"]] == [
+        ids[2],
+        ids[1],
+    ]
+    bad = client.get(f"{API}/images", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "media", "pil_format"),
+    [
+        ({}, None, "image/png", "PNG"),
+        ({"format": "jpeg"}, None, "image/jpeg", "JPEG"),
+        ({"format": "webp"}, None, "image/webp", "WEBP"),
+        ({}, "image/webp,image/*;q=0.8", "image/webp", "WEBP"),
+        ({}, "image/jpeg", "image/jpeg", "JPEG"),
+        ({"format": "png"}, "image/jpeg", "image/png", "PNG"),
+    ],
+)
+def test_content_in_each_format_by_query_or_accept(
+    client: TestClient,
+    query: dict[str, str],
+    accept: str | None,
+    media: str,
+    pil_format: str,
+) -> None:
+    image_id = _post(client, payload_for(unique("cam")))["id"]
+    headers = {"Accept": accept} if accept else {}
+    for stage in ("received", "classical"):
+        response = client.get(
+            f"{API}/images/{image_id}/content", params={"stage": stage, **query}, headers=headers
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == media
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.format == pil_format
+            assert image.size == (96, 64)
+
+
+def test_content_errors_are_json(client: TestClient) -> None:
+    image_id = _post(client, payload_for(unique("cam")))["id"]
+    url = f"{API}/images/{image_id}/content"
+    enhanced = client.get(url, params={"stage": "enhanced"})
+    assert enhanced.status_code == 404
+    assert enhanced.json()["code"] == "stage_unavailable"
+    assert client.get(url, headers={"Accept": "application/json"}).status_code == 406
+    assert client.get(url, params={"format": "gif"}).json()["code"] == "invalid_request"
+    missing = client.get(f"{API}/images/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "code": "not_found",
+        "message": "no image 00000000-0000-0000-0000-000000000000",
+    }
+
+
+def test_health_metrics_and_docs(client: TestClient) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert wait_until(lambda: client.get("/readyz").status_code == 200)
+    ready = client.get("/readyz").json()
+    assert ready["checks"]["broker"]["ok"] is True
+    assert ready["checks"]["store"]["ok"] is True
+    # No model installed: reported, but the service is still ready.
+    assert ready["checks"]["model"]["loaded"] is False
+    text = client.get("/metrics").text
+    for name in (
+        "dctlink_images_received_total",
+        "dctlink_payload_bytes_received_total",
+        "dctlink_equivalent_jpeg_bytes_total",
+        "dctlink_devices_online",
+        "dctlink_stage_duration_seconds",
+    ):
+        assert name in text
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {f"{API}/images", f"{API}/payloads", f"{API}/devices", f"{API}/events"} <= set(paths)
+
+
+def test_not_ready_while_the_broker_is_unreachable(tmp_path: Path) -> None:
+    settings = receiver_settings(
+        None, tmp_path, broker={"enabled": True, "url": "mqtt://127.0.0.1:9"}
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["broker"]["ok"] is False
+        assert client.get("/livez").status_code == 200
+
+
+def test_api_keys_read_and_admin_scopes(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    settings = receiver_settings(
+        mosquitto, tmp_path, api={"read_keys": ["reader"], "admin_keys": ["boss"]}
+    )
+    payload = payload_for(unique("cam"))
+    with TestClient(create_app(settings)) as client:
+        anonymous = client.get(f"{API}/images")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "unauthorized"
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        wrong = {"Authorization": "Bearer nope"}
+        assert client.get(f"{API}/images", headers=wrong).status_code == 401
+        reader = {"Authorization": "Bearer reader"}
+        assert client.get(f"{API}/images", headers=reader).status_code == 200
+        assert client.get(f"{API}/devices", headers=reader).status_code == 200
+        denied = client.post(f"{API}/payloads", content=payload, headers=reader)
+        assert denied.status_code == 403
+        assert denied.json()["code"] == "forbidden"
+        image_id = _post(client, payload, key="boss")["id"]
+        boss = {"Authorization": "Bearer boss"}
+        assert client.get(f"{API}/images/{image_id}", headers=boss).status_code == 200
+        content = client.get(f"{API}/images/{image_id}/content", headers=reader)
+        assert content.status_code == 200
+        # Probes and scraping stay open.
+        assert client.get("/livez").status_code == 200
+        assert client.get("/metrics").status_code == 200
+
+
+def test_gallery_page_is_served_when_installed(client: TestClient) -> None:
+    response = client.get("/")
+    # The page itself belongs to the gallery; here only that / serves it (or says it is absent).
+    assert response.status_code in (200, 404)
+    if response.status_code == 200:
+        assert response.headers["content-type"].startswith("text/html")
+    else:
+        assert response.json()["code"] == "not_found"

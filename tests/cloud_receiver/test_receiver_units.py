@@ -1,0 +1,147 @@
+"""Pure parts of the receiver: topics, reason classes, negotiation, cursors, settings, store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.errors import InvalidRequestError
+from cloud_receiver.imaging import negotiate
+from cloud_receiver.ingest.messages import Route, parse_topic, reason_class
+from cloud_receiver.store import DeviceRecord, ImageQuery, ImageRecord, LocalStore
+from cloud_receiver.store.base import decode_cursor, encode_cursor, from_micros, to_micros
+from shared.codec import PayloadError
+
+T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("topic", "route"),
+    [
+        ("dctlink/cam-1/image", Route("cam-1", "image")),
+        ("dctlink/cam-1/chunk", Route("cam-1", "chunk")),
+        ("dctlink/cam-1/status", Route("cam-1", "status")),
+        ("dctlink/cam-1/other", None),
+        ("other/cam-1/image", None),
+        ("dctlink//image", None),
+        ("dctlink/a/b/image", None),
+    ],
+)
+def test_topics_name_device_and_kind(topic: str, route: Route | None) -> None:
+    assert parse_topic("dctlink", topic) == route
+
+
+@pytest.mark.parametrize(
+    ("reason", "label"),
+    [
+        ("not a DCTLink payload (bad magic)", "not_dctlink"),
+        ("unsupported payload version 9; this build reads 1", "version"),
+        ("checksum mismatch: the payload is corrupted or truncated", "checksum"),
+        ("payload of 99 bytes exceeds the limit of 10", "limit"),
+        ("payload ends inside the header", "truncated"),
+        ("quality 0 is outside 1..100", "invalid"),
+    ],
+)
+def test_rejections_fall_into_few_reason_classes(reason: str, label: str) -> None:
+    assert reason_class(PayloadError(reason)) == label
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt"),
+    [
+        ("image/webp", "webp"),
+        ("image/jpeg;q=0.5, image/webp;q=0.9", "webp"),
+        ("text/html, image/*;q=0.8", "png"),
+        ("*/*", "png"),
+        ("image/webp;q=0, image/jpeg", "jpeg"),
+        ("application/json", None),
+    ],
+)
+def test_accept_header_negotiation(accept: str, fmt: str | None) -> None:
+    assert negotiate(accept) == fmt
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor(123, "abc")) == (123, "abc")
+    with pytest.raises(InvalidRequestError):
+        decode_cursor("@@@")
+    assert from_micros(to_micros(T0)) == T0
+
+
+def test_settings_defaults_env_and_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = ReceiverSettings()
+    assert defaults.broker.url == "mqtt://localhost:1883"
+    assert defaults.broker.client_id == "dctlink-receiver"
+    assert defaults.store.data_dir == Path("dctlink-data")
+    assert not defaults.api.auth_enabled
+    assert defaults.subscriptions() == ["dctlink/+/image", "dctlink/+/chunk", "dctlink/+/status"]
+    monkeypatch.setenv("DCTLINK_RECEIVER__BROKER__SHARED_GROUP", "receivers")
+    monkeypatch.setenv("DCTLINK_RECEIVER__API__ADMIN_KEYS", '["k"]')
+    settings = ReceiverSettings()
+    assert settings.subscriptions()[0] == "$share/receivers/dctlink/+/image"
+    assert settings.api.auth_enabled
+    monkeypatch.setenv("DCTLINK_RECEIVER__BROKER__SHARED_GRUOP", "x")
+    with pytest.raises(ValidationError):
+        ReceiverSettings()
+
+
+def test_every_setting_is_described() -> None:
+    for field in ReceiverSettings.model_fields.values():
+        assert field.description
+        annotation = field.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            assert all(f.description for f in annotation.model_fields.values())
+
+
+def _record(device: str, minutes: int) -> ImageRecord:
+    return ImageRecord(
+        id=str(uuid.uuid4()),
+        device_id=device,
+        captured_at=T0 + timedelta(minutes=minutes),
+        received_at=T0,
+        width=8,
+        height=8,
+        profile="lowpass",
+        quality=90,
+        layout="gray",
+        payload_bytes=10,
+        jpeg_bytes=20,
+        stages={"received": None, "classical": None, "enhanced": "no network"},
+        timings_s={"decode": 0.001},
+        model_version=None,
+    )
+
+
+def test_local_store_keeps_files_rows_and_devices(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    record = _record("cam-1", 0)
+    assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
+    assert not store.put(record, b"other", {"received": b"x"})  # a duplicate writes nothing
+    assert store.exists(record.id)
+    assert store.get(record.id) == record
+    assert store.payload(record.id) == b"payload"
+    assert store.stage_png(record.id, "classical") == b"c"
+    assert store.stage_png(record.id, "enhanced") is None
+    replaced = _record("cam-1", 0)
+    replaced = ImageRecord(**{**replaced.__dict__, "id": record.id, "model_version": "v2"})
+    assert store.put(replaced, b"payload", {"received": b"r2"}, replace=True)
+    assert store.get(record.id) == replaced
+    assert store.stage_png(record.id, "classical") is None
+    assert store.check_writable() is None
+
+    store.upsert_device(DeviceRecord("cam-1", True, T0, {"state": "online"}))
+    store.upsert_device(DeviceRecord("cam-1", False, T0, {"state": "offline"}))
+    assert store.list_devices() == [DeviceRecord("cam-1", False, T0, {"state": "offline"})]
+    store.close()
+
+    reopened = LocalStore(tmp_path)  # everything survives a restart
+    assert reopened.get(record.id) == replaced
+    page = reopened.images(ImageQuery(limit=10))
+    assert [r.id for r in page.items] == [record.id]
+    assert page.next_cursor is None
+    reopened.close()
