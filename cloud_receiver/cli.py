@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.imaging import png_bytes
-from cloud_receiver.logs import setup_logging
-from cloud_receiver.options import add_settings_arguments, settings_from_args
+from service_common.logs import setup_logging
+from service_common.settings_cli import CommandParser, SettingsCli
 
 log = logging.getLogger("cloud_receiver")
 
@@ -37,28 +35,33 @@ class ExitCode(IntEnum):
     INCOMPLETE = 4
 
 
+OPTIONS = SettingsCli(
+    ReceiverSettings,
+    aliases={
+        ("broker", "url"): "--broker",
+        ("store", "data_dir"): "--data-dir",
+        ("api", "host"): "--host",
+        ("api", "port"): "--port",
+    },
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cloud-receiver",
-        description="Receive DCTLink payloads over MQTT and HTTP, recover and serve the images."
-        " Every option can also be set by its environment variable.",
-        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    cli = CommandParser(
+        "cloud-receiver",
+        "Receive DCTLink payloads over MQTT and HTTP, recover and serve the images.",
+        __doc__,
+        OPTIONS,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
-    add_settings_arguments(common)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
-
-    command("serve", "run the HTTP API and the MQTT subscriber (uvicorn)")
-    decode = command("decode", "decode one payload file and write every stage as PNG")
+    cli.command("serve", "run the HTTP API and the MQTT subscriber (uvicorn)")
+    decode = cli.command("decode", "decode one payload file and write every stage as PNG")
     decode.add_argument("payload", type=Path, help="payload file (as published)")
     decode.add_argument("--out", type=Path, required=True, help="folder for <stage>.png")
-    reprocess = command("reprocess", "re-run recovery over stored images (e.g. after a new model)")
+    reprocess = cli.command(
+        "reprocess", "re-run recovery over stored images (e.g. after a new model)"
+    )
     reprocess.add_argument("--device", help="only this device's images")
-    return parser
+    return cli.parser
 
 
 def _serve(settings: ReceiverSettings) -> ExitCode:
@@ -72,6 +75,9 @@ def _serve(settings: ReceiverSettings) -> ExitCode:
         port=settings.api.port,
         log_config=None,  # our logging setup, not uvicorn's
         access_log=settings.log_level == "DEBUG",
+        # uvicorn waits for open responses before the lifespan shutdown that would end the
+        # event streams, so without a bound one open browser tab holds SIGTERM forever.
+        timeout_graceful_shutdown=settings.api.shutdown_timeout_s,
     )
     return ExitCode.OK
 
@@ -122,10 +128,8 @@ def _reprocess(settings: ReceiverSettings, device: str | None) -> ExitCode:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-    except ValidationError as error:
-        print(f"cloud-receiver: invalid settings:\n{error}", file=sys.stderr)
+    settings = OPTIONS.load(args, "cloud-receiver")
+    if settings is None:
         return ExitCode.USAGE
     setup_logging(settings.log_level, settings.log_format)
     try:

@@ -25,12 +25,9 @@ from enum import IntEnum
 from pathlib import Path
 from types import FrameType
 
-from pydantic import ValidationError
 from tqdm import tqdm
 
 from edge_sender.config import EdgeSettings
-from edge_sender.logs import setup_logging
-from edge_sender.options import add_settings_arguments, settings_from_args
 from edge_sender.sender import Sender
 from edge_sender.sources import (
     Frame,
@@ -42,6 +39,8 @@ from edge_sender.sources import (
     watch_source,
 )
 from edge_sender.spool import Spool, SpoolError
+from service_common.logs import setup_logging
+from service_common.settings_cli import CommandParser, SettingsCli
 
 log = logging.getLogger("edge_sender")
 
@@ -55,22 +54,18 @@ class ExitCode(IntEnum):
     SOURCE = 5
 
 
+OPTIONS = SettingsCli(EdgeSettings, aliases={("broker", "url"): "--broker"})
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edge-sender",
-        description="Encode camera images with a DCTLink profile, spool them durably and "
-        "publish them over MQTT. Every option can also be set by its environment variable.",
-        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    cli = CommandParser(
+        "edge-sender",
+        "Encode camera images with a DCTLink profile, spool them durably and publish them over"
+        " MQTT.",
+        __doc__,
+        OPTIONS,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
-    add_settings_arguments(common)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
-
-    send = command(
+    send = cli.command(
         "send",
         "send image files (any format Pillow reads), then wait for delivery;"
         " with no files, deliver what the spool still holds",
@@ -84,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    watch = command("watch", "send each file that appears in a folder, once fully written")
+    watch = cli.command("watch", "send each file that appears in a folder, once fully written")
     watch.add_argument("folder", type=Path, help="folder to watch")
     watch.add_argument(
         "--after",
@@ -103,21 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="scans a file's size and mtime must hold still (default 2)",
     )
 
-    http = command("http", "poll a snapshot URL (IP cameras) and send each image")
+    http = cli.command("http", "poll a snapshot URL (IP cameras) and send each image")
     http.add_argument("url", help="snapshot URL, e.g. http://camera/snapshot.jpg")
     http.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     http.add_argument("--http-timeout", type=float, default=10.0, help="seconds per request")
     http.add_argument("--count", type=int, default=0, help="stop after N images (0: never)")
 
-    camera = command("camera", "capture stills with picamera2 and send them")
+    camera = cli.command("camera", "capture stills with picamera2 and send them")
     camera.add_argument("--interval", type=float, default=5.0, help="seconds between stills")
     camera.add_argument("--count", type=int, default=0, help="stop after N images (0: never)")
     camera.add_argument("--size", default="1920x1080", help="capture size WxH")
 
-    demo = command("demo", "send the bundled sample images in a loop (demos, load tests)")
+    demo = cli.command("demo", "send the bundled sample images in a loop (demos, load tests)")
     demo.add_argument("--count", type=int, default=8, help="images to send (0: until stopped)")
     demo.add_argument("--interval", type=float, default=1.0, help="seconds between images")
-    return parser
+    return cli.parser
 
 
 def _frames(args: argparse.Namespace, stop: threading.Event) -> Iterator[Frame]:
@@ -228,10 +223,8 @@ def run_command(
 def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
     """Run the CLI; ``stop`` lets a caller (tests, an embedding program) end it cleanly."""
     args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-    except ValidationError as error:
-        print(f"edge-sender: invalid settings\n{error}", file=sys.stderr)
+    settings = OPTIONS.load(args, "edge-sender")
+    if settings is None:
         return ExitCode.USAGE
     setup_logging(settings.log_level, settings.log_format)
     stop = stop or threading.Event()

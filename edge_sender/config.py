@@ -10,37 +10,24 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_common import broker
+from service_common.broker import Section, check_topic_level
+from service_common.logs import LogFormat, LogLevel
+
 ENV_PREFIX = "DCTLINK_EDGE__"
-_TOPIC_FORBIDDEN = set("/+#\x00")
 
 
-class _Section(BaseModel):
-    # A typo in a nested option must fail loudly, not be ignored.
-    model_config = ConfigDict(extra="forbid")
+class BrokerSettings(broker.BrokerSettings):
+    """The common broker options, then the sender's: protocol, client certificate, flow."""
 
-
-class BrokerSettings(_Section):
-    url: str = Field(
-        default="mqtt://localhost:1883",
-        description="Broker URL: mqtt://host[:port] or mqtts://host[:port] (TLS, default 8883)",
-    )
     username: str | None = Field(default=None, description="MQTT username (usually the device id)")
-    password: SecretStr | None = Field(default=None, description="MQTT password")
     protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
-    ca_file: Path | None = Field(
-        default=None, description="CA bundle to verify the broker (implies TLS)"
-    )
     cert_file: Path | None = Field(default=None, description="Client certificate for mutual TLS")
     key_file: Path | None = Field(default=None, description="Private key of the client certificate")
-    tls_insecure: bool = Field(
-        default=False, description="Skip the broker host name check (testing only)"
-    )
     max_message_bytes: int = Field(
         default=128 * 1024,
         ge=1024,
@@ -52,28 +39,14 @@ class BrokerSettings(_Section):
     reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay")
     reconnect_max_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay")
 
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:1883, got {url!r}")
-        return url
-
     @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "localhost"
-
-    @property
-    def use_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts" or self.ca_file is not None
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+    def client_certificate(self) -> tuple[Path, Path] | None:
+        if self.cert_file is None or self.key_file is None:
+            return None
+        return self.cert_file, self.key_file
 
 
-class SpoolSettings(_Section):
+class SpoolSettings(Section):
     path: Path = Field(
         default=Path("dctlink-spool.sqlite3"), description="SQLite file of the durable spool"
     )
@@ -84,7 +57,7 @@ class SpoolSettings(_Section):
     )
 
 
-class EncodeSettings(_Section):
+class EncodeSettings(Section):
     profile: Literal["lowpass", "paper", "adaptive", "lossless"] = Field(
         default="lowpass", description="Retention profile (DESIGN.md section 2)"
     )
@@ -99,7 +72,7 @@ class EncodeSettings(_Section):
     )
 
 
-class StatusSettings(_Section):
+class StatusSettings(Section):
     interval_s: float = Field(
         default=30.0, gt=0, description="How often the retained status message is refreshed"
     )
@@ -115,10 +88,8 @@ class EdgeSettings(BaseSettings):
         description="Device id: MQTT client id and topic level (default: host name)",
     )
     topic_prefix: str = Field(default="dctlink", description="First topic level")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level"
-    )
-    log_format: Literal["auto", "json", "text"] = Field(
+    log_level: LogLevel = Field(default="INFO", description="Log level")
+    log_format: LogFormat = Field(
         default="auto", description="Log format; auto is JSON unless stderr is a terminal"
     )
     broker: BrokerSettings = Field(default_factory=BrokerSettings, description="MQTT broker")
@@ -129,9 +100,7 @@ class EdgeSettings(BaseSettings):
     @field_validator("device_id", "topic_prefix")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
-        if not value or _TOPIC_FORBIDDEN & set(value):
-            raise ValueError(f"{value!r} must be non-empty and contain none of / + # NUL")
-        return value
+        return check_topic_level(value)
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> EdgeSettings:

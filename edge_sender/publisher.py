@@ -1,4 +1,4 @@
-"""The MQTT adapter: the only module that knows paho (DESIGN.md sections 4 and 8).
+"""The MQTT adapter: the only sender module that knows paho (DESIGN.md sections 4 and 8).
 
 paho keeps unacknowledged messages in memory only, so this class does not try to be durable:
 it reports each PUBACK (with its reason code) to ``on_ack`` and the sender's spool decides
@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_sender.config import EdgeSettings
+from service_common.mqtt import build_client
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +65,13 @@ class MqttPublisher:
     def _build_client(self) -> mqtt.Client:
         broker = self._broker
         v5 = broker.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._settings.device_id,
+        client = build_client(
+            broker,
+            self._settings.device_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             # The spool is our durability; a broker-side session would only add duplicates.
             clean_session=None if v5 else True,
         )
-        if broker.username is not None:
-            password = broker.password.get_secret_value() if broker.password else None
-            client.username_pw_set(broker.username, password)
-        if broker.use_tls:
-            client.tls_set(
-                ca_certs=str(broker.ca_file) if broker.ca_file else None,
-                certfile=str(broker.cert_file) if broker.cert_file else None,
-                keyfile=str(broker.key_file) if broker.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(broker.tls_insecure)
         client.will_set(
             self._settings.topic("status"),
             json.dumps(

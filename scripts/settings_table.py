@@ -1,44 +1,38 @@
-"""Print the README's settings table for a pydantic-settings class.
+"""Print the README's settings table for a service's command-line options.
 
-Usage: python scripts/settings_table.py edge_sender.config:EdgeSettings
+Usage: python scripts/settings_table.py edge_sender.cli:OPTIONS
+       python scripts/settings_table.py cloud_receiver.cli:OPTIONS
 
-The README tables are this script's output, and a test compares them, so the documented
-environment variables, defaults and descriptions cannot drift from the code.
+The argument names a ``service_common.settings_cli.SettingsCli``: the same object that makes the
+service's flags, so the table's environment variables, flags, defaults and descriptions are the
+ones the code uses. The README tables are this script's output, and tests compare them.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings
-
-
-def _default(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        name = getattr(info.default_factory, "__name__", "")
-        return "host name" if name == "gethostname" else "computed"
-    return "none" if info.default is None else f"`{info.default}`"
+from service_common.settings_cli import Option, SettingsCli, default_text
 
 
-def _rows(model: type[BaseModel], prefix: str) -> list[str]:
-    rows = []
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        env = prefix + name.upper()
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows += _rows(annotation, env + "__")
-        else:
-            rows.append(f"| `{env}` | {_default(info)} | {info.description} |")
-    return rows
+def _default(option: Option) -> str:
+    info = option.info
+    if info.default == "":
+        return '`""`'
+    if info.default_factory is None and info.default is not None:
+        return f"`{info.default}`"
+    return default_text(info)  # none, host name, computed: words, not values
 
 
-def settings_table(settings: type[BaseSettings]) -> str:
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    header = ["| environment variable | default | meaning |", "| --- | --- | --- |"]
-    return "\n".join(header + _rows(settings, prefix)) + "\n"
+def settings_table(options: SettingsCli[Any]) -> str:
+    header = ["| environment variable | flag | default | meaning |", "| --- | --- | --- | --- |"]
+    rows = [
+        f"| `{o.env}` | `{o.flag}` | {_default(o)} | {o.info.description} |"
+        for o in options.options()
+    ]
+    return "\n".join(header + rows) + "\n"
 
 
 def main(argv: list[str]) -> int:
@@ -46,8 +40,11 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     module, name = argv[0].split(":")
-    settings = getattr(importlib.import_module(module), name)
-    sys.stdout.write(settings_table(settings))
+    options = getattr(importlib.import_module(module), name)
+    if not isinstance(options, SettingsCli):
+        print(f"{argv[0]} is not a SettingsCli", file=sys.stderr)
+        return 2
+    sys.stdout.write(settings_table(options))
     return 0
 
 

@@ -10,18 +10,17 @@ The client counts as connected only after a CONNACK with reason code 0.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_receiver.config import BrokerSettings
+from service_common.mqtt import build_client
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +41,7 @@ class MqttSubscriber:
         self._client = self._build_client()
 
     def _build_client(self) -> mqtt.Client:
-        broker = self._broker
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=broker.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if broker.username is not None:
-            password = broker.password.get_secret_value() if broker.password else None
-            client.username_pw_set(broker.username, password)
-        if broker.use_tls:
-            client.tls_set(
-                ca_certs=str(broker.ca_file) if broker.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(broker.tls_insecure)
+        client = build_client(self._broker, self._broker.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

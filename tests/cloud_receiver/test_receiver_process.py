@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +106,60 @@ def test_served_process_streams_an_event_for_each_image_from_mqtt(
     assert meta == event
     content = httpx.get(f"{base}{meta['stages']['classical']['url']}&format=jpeg")
     assert content.headers["content-type"] == "image/jpeg"
+
+
+def test_sigterm_ends_a_served_receiver_while_an_event_stream_is_open(tmp_path: Path) -> None:
+    # uvicorn waits for open responses before running the lifespan shutdown that would end
+    # the streams; api.shutdown_timeout_s (default 3 s) bounds that wait.
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloud_receiver",
+            "serve",
+            "--no-broker-enabled",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+            "--log-format",
+            "json",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            httpx.stream("GET", f"{base}/api/v1/events", timeout=60) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    subscribed.set()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    listener = threading.Thread(target=listen, daemon=True)
+    try:
+        assert wait_until(ready, timeout_s=30), "receiver did not become ready"
+        listener.start()
+        assert subscribed.wait(10)
+        started = time.monotonic()
+        process.terminate()
+        _, stderr = process.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert elapsed < 10, f"SIGTERM took {elapsed:.1f} s with an event stream open"
+    assert process.returncode in (0, -signal.SIGTERM), stderr[-2000:]
+    assert '"message": "receiver stopped"' in stderr

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from edge_sender.cli import build_parser, main
+from edge_sender.cli import OPTIONS, build_parser, main
 from edge_sender.config import EdgeSettings
-from edge_sender.options import settings_from_args
 
 
 def test_flags_override_environment_section_by_section(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,7 +16,7 @@ def test_flags_override_environment_section_by_section(monkeypatch: pytest.Monke
     args = build_parser().parse_args(
         ["send", "--broker-max-inflight", "4", "--encode-quality", "80"]
     )
-    settings = settings_from_args(args)
+    settings = OPTIONS.settings_from_args(args)
     assert (settings.broker.host, settings.broker.port, settings.broker.use_tls) == (
         "broker.example",
         8884,

@@ -9,7 +9,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "text"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +39,7 @@ class TextFormatter(logging.Formatter):
         return text + "".join(f" {key}={value}" for key, value in fields.items())
 
 
-def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+def setup_logging(level: LogLevel = "INFO", fmt: LogFormat = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
