@@ -44,7 +44,7 @@ class Stages:
 def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingParameters | None:
     """The classical step's parameters for this payload; None means pass the preview through.
 
-    ``iterations`` overrides the per-profile default (0 keeps only the projection, and the DC
+    ``iterations`` overrides the default (0 keeps only the projection, and the DC
     estimate of anchored payloads).
     """
     defaults = SmoothingParameters()
@@ -53,10 +53,8 @@ def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingP
         # on the training set that lowered PSNR (lossless q75: 32.50 -> 31.98 dB).
         return None
     if iterations is None:
-        # paper: the DC estimate does the work; TV steps after it moved PSNR by -0.01 dB (step 2)
-        # and -0.14 dB (step 4) on the training set, so only the projection runs.
-        iterations = 0 if decoded.profile is ProfileKind.PAPER else defaults.iterations
-    return SmoothingParameters(iterations, defaults.step, defaults.epsilon)
+        return defaults
+    return SmoothingParameters(iterations, defaults.step, defaults.epsilon, defaults.interval)
 
 
 class Recovery:

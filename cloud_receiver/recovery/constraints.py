@@ -12,6 +12,7 @@ are level-shifted float32 arrays at coded (padded) resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,18 @@ class PlaneConstraints:
     def upper(self) -> Float:
         return self.centre + self.half_step
 
+    @cached_property
+    def bounds(self) -> tuple[Float, Float]:
+        """``lower`` and ``upper`` where a coefficient travelled, -inf and +inf elsewhere.
+
+        Computed once per plane: :func:`project` runs on every iteration.
+        """
+        infinity = np.float32(np.inf)
+        return (
+            np.where(self.received, self.lower, -infinity),
+            np.where(self.received, self.upper, infinity),
+        )
+
     @property
     def dc_received(self) -> Mask:
         """bool ``(blocks_y, blocks_x)``: blocks whose DC travelled."""
@@ -77,8 +90,8 @@ def project(coefficients: Float, constraints: PlaneConstraints) -> Float:
     The DCT is orthonormal, so clipping in the coefficient domain is also the Euclidean
     projection in the pixel domain (the P in POCS).
     """
-    clipped = np.clip(coefficients, constraints.lower, constraints.upper)
-    return np.where(constraints.received, clipped, coefficients)
+    lower, upper = constraints.bounds  # infinite where nothing travelled: those stay as they are
+    return np.clip(coefficients, lower, upper)
 
 
 def to_blocks(plane: Float) -> Float:
