@@ -5,11 +5,19 @@ libjpeg (through Pillow) writes for the best available stage at the payload's qu
 chroma (4:4:4 does not apply to gray): what sending a plain JPEG of the same picture would have
 cost, so ``payload_bytes / jpeg_bytes`` is the saving. It is an estimate: the camera's own JPEG
 encoder and settings may differ.
+
+Stage PNGs are working files written for every image, so :func:`png_bytes` trades a little size
+for speed: every row "Up"-filtered in one numpy step, then zlib level 1. On the bench's 768x512
+Kodak stages that is about 2x faster than Pillow's PNG writer at ``compress_level=1`` for 5%
+more bytes (603 kB against 572 kB a picture; Pillow's level 6 gives 537 kB at 3-5x the time of
+its level 1). numpy and zlib release the GIL, so ingest workers encode in parallel.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from typing import Literal
 
 import numpy as np
@@ -24,11 +32,40 @@ SERVE_QUALITY = 90
 DEFAULT_QUALITY = 90
 
 
+#: zlib level of stage PNGs (1: fastest that still compresses; they are lossless whatever it is).
+PNG_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_UP = 2  # filter type: each byte minus the one above it
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """length, type, data, CRC-32 of type and data (PNG section 5.3)."""
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
 def png_bytes(pixels: npt.NDArray[np.uint8]) -> bytes:
-    """Lossless PNG of an HxWx3 or HxW uint8 array (compress_level 1: fast, still lossless)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
+    """Lossless 8-bit PNG of an HxWx3 (RGB) or HxW (gray) uint8 array."""
+    if pixels.dtype != np.uint8 or not (
+        pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)
+    ):
+        raise ValueError(f"expected HxW or HxWx3 uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
+    filtered[:, 0] = _PNG_UP
+    filtered[0, 1:] = rows[0]  # the row above the first is taken as zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps modulo 256, as PNG does
+    colour_type = 2 if pixels.ndim == 3 else 0
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(filtered.data, PNG_LEVEL)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
 
 
 def convert(png: bytes, fmt: Format) -> bytes:

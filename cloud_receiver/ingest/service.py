@@ -4,6 +4,11 @@ paho's network thread only parses the topic, reassembles chunks and records stat
 whole payloads go to a thread pool, because recovery is CPU-bound and must block neither paho
 nor the event loop. Each image message is acknowledged after its worker is done with it, so
 the broker's in-flight window (about 20 messages in mosquitto) is also our backpressure.
+
+The pool is the parallelism: numpy, zlib and Pillow release the GIL in the heavy steps, so
+``ingest.workers`` threads (one per core) keep every core busy. BLAS is held to one thread per
+call while ingest runs; left at its default (a thread per core on every matrix product of every
+worker) it oversubscribed the cores and two workers were slower than one.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+
+# threadpoolctl ships no type information.
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import PayloadRejectedError
@@ -28,11 +36,13 @@ class Ingest:
         self._executor = ThreadPoolExecutor(
             settings.ingest.workers, thread_name_prefix="dctlink-ingest"
         )
+        self._restore_blas: Callable[[], object] | None = None
         self.subscriber: MqttSubscriber | None = None
         if settings.broker.enabled:
             self.subscriber = MqttSubscriber(settings.broker, settings.subscriptions(), self.handle)
 
     def start(self) -> None:
+        self._restore_blas = threadpool_limits(1, user_api="blas").restore_original_limits
         if self.subscriber is not None:
             self.subscriber.start()
 
@@ -43,6 +53,9 @@ class Ingest:
         self._executor.shutdown(wait=True, cancel_futures=False)
         if self.subscriber is not None:
             self.subscriber.close()
+        if self._restore_blas is not None:
+            self._restore_blas()
+            self._restore_blas = None
 
     @property
     def broker_connected(self) -> bool | None:

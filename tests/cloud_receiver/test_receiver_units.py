@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import InvalidRequestError
-from cloud_receiver.imaging import negotiate
+from cloud_receiver.imaging import negotiate, png_bytes
 from cloud_receiver.ingest.messages import Route, parse_topic, reason_class
 from cloud_receiver.store import DeviceRecord, ImageQuery, ImageRecord, LocalStore
 from cloud_receiver.store.base import decode_cursor, encode_cursor, from_micros, to_micros
@@ -64,6 +67,15 @@ def test_rejections_fall_into_few_reason_classes(reason: str, label: str) -> Non
 )
 def test_accept_header_negotiation(accept: str, fmt: str | None) -> None:
     assert negotiate(accept) == fmt
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (13, 7, 3), (5, 9), (64, 48, 3)])
+def test_stage_pngs_are_lossless(shape: tuple[int, ...]) -> None:
+    pixels = np.random.default_rng(len(shape)).integers(0, 256, shape, dtype=np.uint8)
+    for array in (pixels, pixels[:, ::-1]):  # contiguous or not
+        with Image.open(io.BytesIO(png_bytes(array))) as image:
+            assert image.mode == ("RGB" if array.ndim == 3 else "L")
+            np.testing.assert_array_equal(np.asarray(image), array)
 
 
 def test_cursor_round_trip_and_garbage() -> None:
