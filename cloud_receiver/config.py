@@ -10,33 +10,25 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_common import broker
+from service_common.broker import Section, check_topic_level
+from service_common.logs import LogFormat, LogLevel
 from shared.codec import DecodeLimits
 
 ENV_PREFIX = "DCTLINK_RECEIVER__"
-_TOPIC_FORBIDDEN = set("/+#\x00")
 
 
-class _Section(BaseModel):
-    # A typo in a nested option must fail loudly, not be ignored.
-    model_config = ConfigDict(extra="forbid")
+class BrokerSettings(broker.BrokerSettings):
+    """The common broker options, then the receiver's: on/off and the persistent session."""
 
-
-class BrokerSettings(_Section):
     enabled: bool = Field(
         default=True,
         description="Subscribe to the broker; off leaves POST /api/v1/payloads as the only ingest",
     )
-    url: str = Field(
-        default="mqtt://localhost:1883",
-        description="Broker URL: mqtt://host[:port] or mqtts://host[:port] (TLS, default 8883)",
-    )
-    username: str | None = Field(default=None, description="MQTT username")
-    password: SecretStr | None = Field(default=None, description="MQTT password")
     client_id: str = Field(
         default="dctlink-receiver",
         description="MQTT client id; fixed so the broker keeps our session across restarts",
@@ -50,43 +42,14 @@ class BrokerSettings(_Section):
         ge=1,
         description="How long the broker keeps our session (and queues images) while we are away",
     )
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
-    ca_file: Path | None = Field(
-        default=None, description="CA bundle to verify the broker (implies TLS)"
-    )
-    tls_insecure: bool = Field(
-        default=False, description="Skip the broker host name check (testing only)"
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:1883, got {url!r}")
-        return url
 
     @field_validator("shared_group")
     @classmethod
     def _topic_safe(cls, value: str | None) -> str | None:
-        if value is not None and (not value or _TOPIC_FORBIDDEN & set(value)):
-            raise ValueError(f"{value!r} must be non-empty and contain none of / + # NUL")
-        return value
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "localhost"
-
-    @property
-    def use_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts" or self.ca_file is not None
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+        return value if value is None else check_topic_level(value)
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     workers: int = Field(
         default=2, ge=1, le=64, description="Threads that decode, recover and store images"
     )
@@ -123,18 +86,57 @@ class IngestSettings(_Section):
         )
 
 
-class StoreSettings(_Section):
-    backend: Literal["local"] = Field(
+class StoreSettings(Section):
+    backend: Literal["local", "s3"] = Field(
         default="local",
-        description="Where images and metadata live: local = files + SQLite under data_dir",
+        description="Where images and metadata live: local = files + SQLite under data_dir;"
+        " s3 = objects in an S3-compatible bucket + metadata in PostgreSQL (replicas can share)",
     )
     data_dir: Path = Field(
         default=Path("dctlink-data"),
-        description="Folder of payloads, stage PNGs, the SQLite index and the quarantine",
+        description="Folder of payloads, stage PNGs, the SQLite index and the quarantine"
+        " (with backend s3: the quarantine only)",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint, e.g. http://minio:9000 (path-style requests); none = AWS S3",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="Bucket of payloads and stage PNGs (backend s3; must exist)"
+    )
+    s3_prefix: str = Field(
+        default="",
+        description="Prefix of every key in the bucket (e.g. site-a/), so deployments can share it",
+    )
+    s3_region: str | None = Field(default=None, description="S3 region, e.g. us-east-1")
+    s3_access_key: str | None = Field(
+        default=None, description="S3 access key id; none = boto3's usual credential chain"
+    )
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret access key")
+    postgres_dsn: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL connection string (backend s3), e.g."
+        " postgresql://user:password@host:5432/dctlink; tables are created at start-up",
+    )
+    postgres_pool_size: int = Field(
+        default=4, ge=1, le=100, description="Most PostgreSQL connections one receiver opens"
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0, description="Connect and request timeout for the bucket and database"
     )
 
+    @model_validator(mode="after")
+    def _remote_complete(self) -> StoreSettings:
+        if self.backend == "s3":
+            missing = [n for n in ("s3_bucket", "postgres_dsn") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"backend s3 needs {' and '.join(missing)}")
+        if (self.s3_access_key is None) != (self.s3_secret_key is None):
+            raise ValueError("set both s3_access_key and s3_secret_key, or neither")
+        return self
 
-class RecoverySettings(_Section):
+
+class RecoverySettings(Section):
     iterations: int | None = Field(
         default=None, ge=0, description="Classical recovery iterations (default: the method's)"
     )
@@ -146,7 +148,7 @@ class RecoverySettings(_Section):
     threads: int = Field(default=1, ge=1, le=64, description="ONNX Runtime intra-op threads")
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     host: str = Field(default="127.0.0.1", description="HTTP listen address")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP listen port")
     read_keys: list[SecretStr] = Field(
@@ -163,6 +165,13 @@ class ApiSettings(_Section):
     sse_queue: int = Field(
         default=64, ge=1, description="Events buffered per SSE client; a slow client loses oldest"
     )
+    shutdown_timeout_s: int = Field(
+        default=3,
+        ge=1,
+        le=300,
+        description="On SIGTERM, seconds open requests get to finish before they are cut off"
+        " (event streams stay open until then)",
+    )
 
     @property
     def auth_enabled(self) -> bool:
@@ -175,10 +184,8 @@ class ReceiverSettings(BaseSettings):
     )
 
     topic_prefix: str = Field(default="dctlink", description="First topic level")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level"
-    )
-    log_format: Literal["auto", "json", "text"] = Field(
+    log_level: LogLevel = Field(default="INFO", description="Log level")
+    log_format: LogFormat = Field(
         default="auto", description="Log format; auto is JSON unless stderr is a terminal"
     )
     broker: BrokerSettings = Field(default_factory=BrokerSettings, description="MQTT broker")
@@ -194,9 +201,7 @@ class ReceiverSettings(BaseSettings):
     @field_validator("topic_prefix")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
-        if not value or _TOPIC_FORBIDDEN & set(value):
-            raise ValueError(f"{value!r} must be non-empty and contain none of / + # NUL")
-        return value
+        return check_topic_level(value)
 
     @model_validator(mode="after")
     def _keys_distinct(self) -> ReceiverSettings:

@@ -10,15 +10,43 @@ from cloud_receiver.store.base import (
     ImageRecord,
     Page,
     Store,
+    StoreUnavailableError,
 )
 from cloud_receiver.store.local import LocalStore
 
 
 def open_store(settings: StoreSettings) -> Store:
-    """The backend named by ``settings.backend`` (only ``local`` so far)."""
+    """The backend named by ``settings.backend``; raises StoreUnavailableError when unreachable."""
     match settings.backend:
         case "local":
             return LocalStore(settings.data_dir)
+        case "s3":
+            # Imported here: boto3 and psycopg load slowly and only this backend needs them.
+            from cloud_receiver.store.postgres import PostgresStore  # noqa: PLC0415
+            from cloud_receiver.store.s3 import S3Objects  # noqa: PLC0415
+
+            assert settings.s3_bucket is not None, "checked by StoreSettings"
+            assert settings.postgres_dsn is not None, "checked by StoreSettings"
+            secret = settings.s3_secret_key
+            objects = S3Objects(
+                settings.s3_bucket,
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key=settings.s3_access_key,
+                secret_key=None if secret is None else secret.get_secret_value(),
+                prefix=settings.s3_prefix,
+                timeout_s=settings.timeout_s,
+            )
+            try:
+                return PostgresStore(
+                    objects,
+                    settings.postgres_dsn.get_secret_value(),
+                    pool_size=settings.postgres_pool_size,
+                    timeout_s=settings.timeout_s,
+                )
+            except BaseException:
+                objects.close()
+                raise
 
 
 __all__ = [
@@ -29,5 +57,6 @@ __all__ = [
     "LocalStore",
     "Page",
     "Store",
+    "StoreUnavailableError",
     "open_store",
 ]

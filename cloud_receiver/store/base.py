@@ -14,9 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cloud_receiver.errors import InvalidRequestError
+from cloud_receiver.errors import InvalidRequestError, ReceiverError
 
 STAGES = ("received", "classical", "enhanced")
+
+
+class StoreUnavailableError(ReceiverError):
+    """A remote backend (bucket, database) failed or cannot be reached; retrying later may work."""
+
+    code = "store_unavailable"
+    status = 503
 
 
 @dataclass(frozen=True)

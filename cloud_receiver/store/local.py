@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cloud_receiver.store._rows import COLUMNS, from_row, to_row
 from cloud_receiver.store.base import (
     DeviceRecord,
     ImageQuery,
@@ -59,10 +60,8 @@ CREATE TABLE IF NOT EXISTS devices (
     status TEXT NOT NULL
 );
 """
-_COLUMNS = (
-    "id, device_id, captured_us, received_us, width, height, profile, quality, layout,"
-    " payload_bytes, jpeg_bytes, stages, timings, model_version"
-)
+_COLUMNS = ", ".join(COLUMNS)
+_MARKS = ", ".join("?" * len(COLUMNS))
 
 
 class LocalStore:
@@ -102,16 +101,26 @@ class LocalStore:
         for stage, png in stage_pngs.items():
             (staging / f"{stage}.png").write_bytes(png)
         with self._lock:
-            if not replace and self._exists(record.id):
-                shutil.rmtree(staging)
-                return False
-            if final.exists():  # a replaced image, or an orphan of a crash before commit
-                shutil.rmtree(final)
-            staging.rename(final)
-            self._db.execute(
-                f"INSERT OR REPLACE INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                _row(record),
-            )
+            # SQLite's write lock, held from the check to the insert: another store or process
+            # on the same folder cannot slip the same id in between.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if not replace and self._exists(record.id):
+                    self._db.execute("ROLLBACK")
+                    shutil.rmtree(staging)
+                    return False
+                if final.exists():  # a replaced image, or an orphan of a crash before commit
+                    shutil.rmtree(final)
+                staging.rename(final)
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO images ({_COLUMNS}) VALUES ({_MARKS})",
+                    to_row(record),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         return True
 
     def _exists(self, image_id: str) -> bool:
@@ -127,7 +136,7 @@ class LocalStore:
             row = self._db.execute(
                 f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)
             ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else from_row(row)
 
     def images(self, query: ImageQuery) -> Page:
         where: list[str] = []
@@ -152,7 +161,7 @@ class LocalStore:
         sql += " ORDER BY captured_us DESC, id DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, [*args, query.limit + 1]).fetchall()
-        items = [_record(row) for row in rows[: query.limit]]
+        items = [from_row(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         last = rows[query.limit - 1] if more else None
         return Page(items, encode_cursor(last[2], last[0]) if last else None)
@@ -212,41 +221,3 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
-
-
-def _row(record: ImageRecord) -> tuple[Any, ...]:
-    return (
-        record.id,
-        record.device_id,
-        to_micros(record.captured_at),
-        to_micros(record.received_at),
-        record.width,
-        record.height,
-        record.profile,
-        record.quality,
-        record.layout,
-        record.payload_bytes,
-        record.jpeg_bytes,
-        json.dumps(record.stages),
-        json.dumps(record.timings_s),
-        record.model_version,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> ImageRecord:
-    return ImageRecord(
-        id=row[0],
-        device_id=row[1],
-        captured_at=from_micros(row[2]),
-        received_at=from_micros(row[3]),
-        width=row[4],
-        height=row[5],
-        profile=row[6],
-        quality=row[7],
-        layout=row[8],
-        payload_bytes=row[9],
-        jpeg_bytes=row[10],
-        stages=json.loads(row[11]),
-        timings_s=json.loads(row[12]),
-        model_version=row[13],
-    )

