@@ -1,0 +1,217 @@
+"""The deploy/ configuration run for real, without Docker: mosquitto with our config, password
+file and ACL; the receiver's HEALTHCHECK program against a live ``cloud-receiver serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = ROOT / "docker-compose.yml"
+BIN = Path(sys.executable).parent
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+pytestmark = pytest.mark.integration
+
+
+def receiver_healthcheck() -> list[str]:
+    """The exec-form HEALTHCHECK command of deploy/cloud.Dockerfile."""
+    text = (DEPLOY / "cloud.Dockerfile").read_text().replace("\\\n", " ")
+    match = re.search(r"^HEALTHCHECK .*? CMD (\[.*\])$", text, re.MULTILINE)
+    assert match is not None
+    command: list[str] = json.loads(match.group(1))
+    assert command[:2] == ["python", "-c"]
+    return [sys.executable, *command[1:]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # poll a TCP connect, never a fixed sleep
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
+
+
+class Broker:
+    def __init__(self, port: int, secrets: Path) -> None:
+        self.port = port
+        self.secrets = secrets
+
+    def password(self, user: str) -> str:
+        return (self.secrets / f"{user}.password").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """deploy/mosquitto/mosquitto.conf with only its paths and port moved into a temp folder."""
+    work = tmp_path_factory.mktemp("deploy-mosquitto")
+    secrets = work / "secrets"
+    subprocess.run(
+        [
+            "sh",
+            str(DEPLOY / "mosquitto" / "make-passwords.sh"),
+            str(secrets),
+            "receiver",
+            "edge-demo",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    replaced = {
+        "password_file": str(secrets / "passwords"),
+        "acl_file": str(DEPLOY / "mosquitto" / "acl"),
+        "persistence_location": f"{work}/",
+        "listener": f"{port} 127.0.0.1",
+        "log_dest": f"file {work / 'mosquitto.log'}",
+    }
+    lines = []
+    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+        key = line.partition(" ")[0]
+        lines.append(f"{key} {replaced[key]}" if key in replaced else line)
+    if os.geteuid() == 0:
+        lines.append("user root")  # mosquitto drops root for "mosquitto", who cannot read tmp
+    config = work / "mosquitto.conf"
+    config.write_text("\n".join(lines) + "\n")
+    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process, 10)
+    except RuntimeError:
+        process.kill()
+        _, err = process.communicate()
+        log = (work / "mosquitto.log").read_text() if (work / "mosquitto.log").exists() else ""
+        pytest.fail(f"mosquitto refused deploy/mosquitto/mosquitto.conf: {err.decode()}{log}")
+    yield Broker(port, secrets)
+    process.terminate()
+    process.wait(10)
+    assert process.stderr is not None
+    process.stderr.close()
+
+
+def connect(broker: Broker, user: str, password: str) -> tuple[mqtt.Client, ReasonCode]:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{user}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.username_pw_set(user, password)
+    connected = threading.Event()
+    codes: list[ReasonCode] = []
+
+    def on_connect(c: mqtt.Client, u: object, f: object, code: ReasonCode, p: object) -> None:
+        codes.append(code)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert connected.wait(10), "no CONNACK"
+    return client, codes[0]
+
+
+def test_devices_publish_only_under_their_own_id(broker: Broker) -> None:
+    receiver, code = connect(broker, "receiver", broker.password("receiver"))
+    assert not code.is_failure
+    received: list[str] = []
+    subscribed = threading.Event()
+    receiver.on_message = lambda c, u, message: received.append(message.topic)
+    receiver.on_subscribe = lambda *args: subscribed.set()
+    receiver.subscribe("dctlink/#", qos=1)
+    assert subscribed.wait(10)
+
+    # The forged publish first, answered (refusal PUBACK or disconnect) before ours is sent:
+    # had the broker routed it, the receiver would get it before ours.
+    forger, code = connect(broker, "edge-demo", broker.password("edge-demo"))
+    assert not code.is_failure
+    answered = threading.Event()
+    forger.on_publish = lambda *args: answered.set()
+    forger.on_disconnect = lambda *args: answered.set()
+    forger.publish("dctlink/cam-b/image", b"forged", qos=1)
+    assert answered.wait(10)
+    device, code = connect(broker, "edge-demo", broker.password("edge-demo"))
+    assert not code.is_failure
+    device.publish("dctlink/edge-demo/image", b"mine", qos=1).wait_for_publish(10)
+    deadline = time.monotonic() + 10
+    while "dctlink/edge-demo/image" not in received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert received == ["dctlink/edge-demo/image"]
+    for client in (forger, device, receiver):
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_wrong_password_is_refused(broker: Broker) -> None:
+    client, code = connect(broker, "edge-demo", "not-the-password")
+    assert code.is_failure
+    client.loop_stop()
+
+
+def test_compose_broker_healthcheck_command(broker: Broker, tmp_path: Path) -> None:
+    if shutil.which("mosquitto_sub") is None:
+        pytest.skip("mosquitto_sub is not installed (apt-get install mosquitto-clients)")
+    test = yaml.safe_load(COMPOSE.read_text())["services"]["mosquitto"]["healthcheck"]["test"]
+    command = (
+        test[1]
+        .replace("$$", "$")
+        .replace("-p 1883", f"-p {broker.port}")
+        .replace("/mosquitto/secrets", str(broker.secrets))
+    )
+    subprocess.run(["sh", "-c", command], check=True, timeout=15)
+    wrong = command.replace("-u receiver", "-u nobody")
+    assert (
+        subprocess.run(["sh", "-c", wrong], check=False, capture_output=True, timeout=15).returncode
+        != 0
+    )
+
+
+def test_receiver_healthcheck_against_a_live_receiver(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DCTLINK_RECEIVER__BROKER__ENABLED": "false",
+        "DCTLINK_RECEIVER__STORE__DATA_DIR": str(tmp_path / "data"),
+        "DCTLINK_RECEIVER__API__PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [str(BIN / "cloud-receiver"), "serve", "--host", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process, 60)
+        check = receiver_healthcheck()
+        subprocess.run(check, env=env, check=True, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(20)
+    failed = subprocess.run(check, check=False, env=env, capture_output=True, timeout=10)
+    assert failed.returncode != 0  # nothing listens any more: unhealthy
