@@ -1,50 +1,233 @@
-"""Codec round trip on the shipped sample images: payload bytes against JPEG, and PSNR.
+"""The local DCTLink demo: broker, receiver and an edge sender on this machine.
 
-Later the demo grows into the whole stack (broker, receiver, sender); the codec is its core.
+Starts a private mosquitto (temporary config and data), ``cloud-receiver serve`` and, once its
+/readyz says ready, ``edge-sender demo`` publishing the sample images in a loop. Prints the gallery
+URL and a live summary; Ctrl-C (or --duration) stops the sender, the receiver and the broker, in
+that order. ``python -m demo codec`` is the offline codec round trip instead.
+
+DCTLINK_EDGE__... and DCTLINK_RECEIVER__... variables still apply (for example
+DCTLINK_EDGE__ENCODE__PROFILE=paper), except the addresses, ports and paths the demo sets.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import shutil
+import signal
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
-import numpy as np
-from PIL import Image
+from demo import codec
+from demo.broker import start_mosquitto
+from demo.processes import (
+    Child,
+    DemoError,
+    child_env,
+    get_text,
+    pick_port,
+    stop_all,
+    wait_for_ready,
+    wait_for_tcp,
+)
+from demo.summary import format_totals, parse_totals
 
-from shared.codec import Profile, decode, encode
-from shared.metrics import psnr
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+HOST = "127.0.0.1"
+DEVICE_ID = "demo-cam"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("images", nargs="*", type=Path, help="images to send (default: samples/)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality factor 1..100")
-    parser.add_argument("--luma-keep", type=int, default=15, help="zigzag bands kept for luma")
-    parser.add_argument("--chroma-keep", type=int, default=6, help="zigzag bands kept for chroma")
-    args = parser.parse_args(argv)
-    paths = args.images or sorted(SAMPLES.glob("*.png"))
-    if not paths:
-        parser.error(f"no images given and none found in {SAMPLES}")
-    profile = Profile.lowpass(args.quality, args.luma_keep, args.chroma_keep)
-    print(
-        f"{'image':<24}{'payload':>9}{'JPEG q' + str(args.quality):>10}{'ratio':>7}{'PSNR dB':>9}"
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for path in paths:
-        rgb = np.asarray(Image.open(path).convert("RGB"))
-        payload = encode(rgb, profile, device_id="demo")
-        jpeg = io.BytesIO()
-        Image.fromarray(rgb).save(jpeg, "JPEG", quality=args.quality, optimize=True)
-        received = decode(payload).to_rgb()
-        ratio = len(payload) / jpeg.tell()
-        print(
-            f"{path.name:<24}{len(payload):>9}{jpeg.tell():>10}{ratio:>7.2f}"
-            f"{psnr(rgb, received):>9.2f}"
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop after SECONDS of sending (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="HTTP port of the receiver, or the next free one above it; 0: any (default 8000)",
+    )
+    parser.add_argument(
+        "--broker-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="MQTT port of the broker (default: any free)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder for the broker, the receiver's store, the spool and the logs; it is kept"
+        " (default: a temporary folder, removed at the end unless --keep-data)",
+    )
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the temporary data folder at the end"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between images sent (default 1)"
+    )
+    parser.add_argument(
+        "--summary-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between summary lines (default 5)",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="optional: codec runs the offline round trip"
+    )
+    codec.add_arguments(
+        commands.add_parser(
+            "codec",
+            help="offline codec round trip on images: payload vs JPEG bytes, PSNR",
+            description=codec.__doc__,
         )
-    return 0
+    )
+    return parser
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _start_services(
+    args: argparse.Namespace, data_dir: Path, stop: threading.Event, children: list[Child]
+) -> str | None:
+    """Broker, receiver (ready) and sender, appended to ``children``; the receiver's base URL.
+
+    None when a signal arrived while starting (what started is stopped by the caller).
+    """
+    logs = data_dir / "logs"
+    broker_port = pick_port(args.broker_port)
+    broker = start_mosquitto(broker_port, data_dir / "broker", logs / "broker.log")
+    children.append(broker)
+    wait_for_tcp(broker, HOST, broker_port, 10.0, stop)
+    if stop.is_set():
+        return None
+    broker_url = f"mqtt://{HOST}:{broker_port}"
+    _say(f"broker    mosquitto on {broker_url}")
+
+    http_port = pick_port(args.port)
+    base_url = f"http://{HOST}:{http_port}"
+    receiver_env = {
+        "DCTLINK_RECEIVER__BROKER__URL": broker_url,
+        "DCTLINK_RECEIVER__BROKER__ENABLED": "true",
+        "DCTLINK_RECEIVER__STORE__DATA_DIR": str(data_dir / "receiver"),
+        "DCTLINK_RECEIVER__API__HOST": HOST,
+        "DCTLINK_RECEIVER__API__PORT": str(http_port),
+        "DCTLINK_RECEIVER__LOG_FORMAT": "text",
+    }
+    receiver = Child(
+        "receiver",
+        [sys.executable, "-m", "cloud_receiver", "serve"],
+        logs / "receiver.log",
+        child_env(receiver_env),
+    )
+    children.append(receiver)
+    _say(f"receiver  starting on {base_url} ...")
+    wait_for_ready(receiver, base_url, 90.0, stop)
+    if stop.is_set():
+        return None
+    _say(f"receiver  ready (GET {base_url}/readyz)")
+
+    sender_env = {
+        "DCTLINK_EDGE__BROKER__URL": broker_url,
+        "DCTLINK_EDGE__DEVICE_ID": DEVICE_ID,
+        "DCTLINK_EDGE__SPOOL__PATH": str(data_dir / "edge-spool.sqlite3"),
+        "DCTLINK_EDGE__LOG_FORMAT": "text",
+    }
+    sender_argv = [sys.executable, "-m", "edge_sender", "demo", "--count", "0"]
+    sender_argv += ["--interval", str(args.interval)]
+    children.append(Child("sender", sender_argv, logs / "sender.log", child_env(sender_env)))
+    _say(f"sender    {DEVICE_ID} publishes the sample images every {args.interval:g} s")
+    return base_url
+
+
+def _summary(base_url: str, elapsed_s: float) -> str:
+    try:
+        return format_totals(elapsed_s, parse_totals(get_text(f"{base_url}/metrics")))
+    except (OSError, ValueError) as error:
+        return f"[{elapsed_s:5.0f} s] summary unavailable: {error}"
+
+
+def _run(
+    args: argparse.Namespace, data_dir: Path, stop: threading.Event, children: list[Child]
+) -> None:
+    base_url = _start_services(args, data_dir, stop, children)
+    if base_url is None:
+        return
+    _say("")
+    _say(f"gallery   {base_url}/")
+    _say(f"API       {base_url}/api/v1/images   (docs: {base_url}/docs)")
+    _say(f"logs      {data_dir / 'logs'}")
+    until = f"for {args.duration:g} s" if args.duration > 0 else "until Ctrl-C"
+    _say(f"running {until}\n")
+    started = time.monotonic()
+    deadline = started + args.duration if args.duration > 0 else float("inf")
+    next_summary = started + args.summary_every
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        for child in children:
+            if not child.running:
+                raise child.died()
+        if now >= next_summary:
+            _say(_summary(base_url, now - started))
+            next_summary += args.summary_every
+        stop.wait(min(0.5, max(0.0, min(deadline, next_summary) - now)))
+    _say(_summary(base_url, time.monotonic() - started))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "codec":
+        return codec.run(args)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    temporary = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="dctlink-demo-")) if temporary else args.data_dir
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    children: list[Child] = []
+    code = 0
+    try:
+        _run(args, data_dir, stop, children)
+    except DemoError as error:
+        print(f"demo: {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        if children:
+            _say("stopping: " + ", ".join(child.name for child in reversed(children)))
+        for child in stop_all(children):
+            _say(f"note: {child.name} exited with code {child.process.returncode}")
+        if temporary and not args.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            _say(f"data kept in {data_dir}")
+    if code == 0:
+        _say("stopped")
+    return code
 
 
 if __name__ == "__main__":
