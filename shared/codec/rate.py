@@ -123,6 +123,12 @@ def choose_lowpass(pixels: Pixels, layout: Layout, max_bytes: int, device_bytes:
         scale = max((size - overhead) / max(estimate, 1.0), 0.05)
         if best_fit is not None and size <= max_bytes and size > 0.97 * max_bytes:
             break
+    if best_fit is None and coarsest not in tried:
+        # Every estimate overshot: the coarsest setting is the last resort.
+        profile = Profile.lowpass(*coarsest, layout=layout)
+        size = len(encode(pixels, profile, device_id="x" * device_bytes))
+        if size <= max_bytes:
+            best_fit = (size, profile)
     if best_fit is None:
         raise ValueError(
             f"max_bytes={max_bytes} is too small for a {pixels.shape[1]}x{pixels.shape[0]} image "

@@ -406,3 +406,11 @@ class TestQualityBands:
         for stem, value in measured.items():
             assert value > entry["floor_db"], stem
             assert value == pytest.approx(entry["psnr_db"][stem], abs=golden["tolerance_db"]), stem
+
+
+def test_adaptive_falls_back_to_the_coarsest_setting_when_every_estimate_overshoots() -> None:
+    # Found by hypothesis in CI: five estimates in a row overshot a feasible budget.
+    for seed, max_bytes in ((1, 130), (2, 250), (3, 218)):
+        pixels = synthetic_image(17, 22, False, seed)
+        payload = encode(pixels, Profile.adaptive(max_bytes, layout=Layout.GRAY))
+        assert len(payload) <= max_bytes
