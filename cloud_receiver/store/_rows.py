@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloud_receiver.store.base import ImageRecord, from_micros, to_micros
+from cloud_receiver.store.base import (
+    ImageQuery,
+    ImageRecord,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    from_micros,
+    to_micros,
+)
 
 COLUMNS = (
     "id",
@@ -67,3 +75,37 @@ def from_row(row: tuple[Any, ...] | Any) -> ImageRecord:
         timings_s=json.loads(row[12]),
         model_version=row[13],
     )
+
+
+def page_query(query: ImageQuery, mark: str) -> tuple[str, list[Any]]:
+    """SELECT for one page of ``query``, newest capture first, with ``mark`` as placeholder.
+
+    It asks for one row more than the page holds: that row tells whether another page
+    exists without a COUNT (see :func:`page_from_rows`).
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    if query.device is not None:
+        where.append(f"device_id = {mark}")
+        args.append(query.device)
+    if query.since is not None:
+        where.append(f"captured_us >= {mark}")
+        args.append(to_micros(query.since))
+    if query.until is not None:
+        where.append(f"captured_us < {mark}")
+        args.append(to_micros(query.until))
+    if query.cursor is not None:
+        captured_us, image_id = decode_cursor(query.cursor)
+        where.append(f"(captured_us, id) < ({mark}, {mark})")
+        args += [captured_us, image_id]
+    sql = f"SELECT {', '.join(COLUMNS)} FROM images"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY captured_us DESC, id DESC LIMIT {mark}"
+    return sql, [*args, query.limit + 1]
+
+
+def page_from_rows(rows: list[Any], limit: int) -> Page:
+    items = [from_row(row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(items, encode_cursor(last[2], last[0]) if last else None)

@@ -20,16 +20,13 @@ import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from cloud_receiver.store._rows import COLUMNS, from_row, to_row
+from cloud_receiver.store._rows import COLUMNS, from_row, page_from_rows, page_query, to_row
 from cloud_receiver.store.base import (
     DeviceRecord,
     ImageQuery,
     ImageRecord,
     Page,
-    decode_cursor,
-    encode_cursor,
     from_micros,
     to_micros,
 )
@@ -139,32 +136,10 @@ class LocalStore:
         return None if row is None else from_row(row)
 
     def images(self, query: ImageQuery) -> Page:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.device is not None:
-            where.append("device_id = ?")
-            args.append(query.device)
-        if query.since is not None:
-            where.append("captured_us >= ?")
-            args.append(to_micros(query.since))
-        if query.until is not None:
-            where.append("captured_us < ?")
-            args.append(to_micros(query.until))
-        if query.cursor is not None:
-            captured_us, image_id = decode_cursor(query.cursor)
-            where.append("(captured_us < ? OR (captured_us = ? AND id < ?))")
-            args += [captured_us, captured_us, image_id]
-        sql = f"SELECT {_COLUMNS} FROM images"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        # One row more than asked tells whether another page exists without a COUNT.
-        sql += " ORDER BY captured_us DESC, id DESC LIMIT ?"
+        sql, args = page_query(query, "?")
         with self._lock:
-            rows = self._db.execute(sql, [*args, query.limit + 1]).fetchall()
-        items = [from_row(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        last = rows[query.limit - 1] if more else None
-        return Page(items, encode_cursor(last[2], last[0]) if last else None)
+            rows = self._db.execute(sql, args).fetchall()
+        return page_from_rows(rows, query.limit)
 
     def stage_png(self, image_id: str, stage: str) -> bytes | None:
         return _read(self._folder(image_id) / f"{stage}.png")

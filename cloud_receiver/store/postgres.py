@@ -26,7 +26,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cloud_receiver.store._rows import COLUMNS, from_row, to_row
+from cloud_receiver.store._rows import COLUMNS, from_row, page_from_rows, page_query, to_row
 from cloud_receiver.store.base import (
     STAGES,
     DeviceRecord,
@@ -34,8 +34,6 @@ from cloud_receiver.store.base import (
     ImageRecord,
     Page,
     StoreUnavailableError,
-    decode_cursor,
-    encode_cursor,
     from_micros,
     to_micros,
 )
@@ -184,32 +182,10 @@ class PostgresStore:
         return None if row is None else from_row(row)
 
     def images(self, query: ImageQuery) -> Page:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.device is not None:
-            where.append("device_id = %s")
-            args.append(query.device)
-        if query.since is not None:
-            where.append("captured_us >= %s")
-            args.append(to_micros(query.since))
-        if query.until is not None:
-            where.append("captured_us < %s")
-            args.append(to_micros(query.until))
-        if query.cursor is not None:
-            captured_us, image_id = decode_cursor(query.cursor)
-            where.append("(captured_us, id) < (%s, %s)")
-            args += [captured_us, image_id]
-        sql = f"SELECT {_COLUMNS} FROM images"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        # One row more than asked tells whether another page exists without a COUNT.
-        sql += " ORDER BY captured_us DESC, id DESC LIMIT %s"
+        sql, args = page_query(query, "%s")
         with self._sql() as db:
-            rows = db.execute(sql, [*args, query.limit + 1]).fetchall()
-        items = [from_row(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        last = rows[query.limit - 1] if more else None
-        return Page(items, encode_cursor(last[2], last[0]) if last else None)
+            rows = db.execute(sql, args).fetchall()
+        return page_from_rows(rows, query.limit)
 
     def stage_png(self, image_id: str, stage: str) -> bytes | None:
         return self._object(image_id, stage)
