@@ -40,7 +40,8 @@ class BrokerSettings(broker.BrokerSettings):
     session_expiry_s: int = Field(
         default=7 * 24 * 3600,
         ge=1,
-        description="How long the broker keeps our session (and queues images) while we are away",
+        description="How long the broker keeps our session (and queues images) while we are away"
+        " (MQTT 5; a 3.1.1 session lasts as long as the broker's own setting allows)",
     )
 
     @field_validator("shared_group")

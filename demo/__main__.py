@@ -1,12 +1,14 @@
 """The local DCTLink demo: broker, receiver and an edge sender on this machine.
 
-Starts a private mosquitto (temporary config and data), ``cloud-receiver serve`` and, once its
-/readyz says ready, ``edge-sender demo`` publishing the sample images in a loop. Prints the gallery
-URL and a live summary; Ctrl-C (or --duration) stops the sender, the receiver and the broker, in
-that order. ``python -m demo codec`` is the offline codec round trip instead.
+Starts a private broker (mosquitto when installed, else the embedded pure-Python amqtt, over
+MQTT 3.1.1; --broker chooses), ``cloud-receiver serve`` and, once its /readyz says ready,
+``edge-sender demo`` publishing the sample images in a loop. Prints the gallery URL and a live
+summary; Ctrl-C (or --duration) stops the sender, the receiver and the broker, in that order.
+``python -m demo codec`` is the offline codec round trip instead.
 
 DCTLINK_EDGE__... and DCTLINK_RECEIVER__... variables still apply (for example
-DCTLINK_EDGE__ENCODE__PROFILE=paper), except the addresses, ports and paths the demo sets.
+DCTLINK_EDGE__ENCODE__PROFILE=paper), except the addresses, ports and paths the demo sets (and,
+with the embedded broker, the protocol and user names).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from demo import codec
-from demo.broker import start_mosquitto
+from demo.broker import start_broker
 from demo.processes import (
     Child,
     DemoError,
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="PORT",
         help="MQTT port of the broker (default: any free)",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "embedded"],
+        default="auto",
+        help="auto: mosquitto when installed, else the embedded amqtt (MQTT 3.1.1; default auto)",
     )
     parser.add_argument(
         "--data-dir",
@@ -119,13 +127,13 @@ def _start_services(
     """
     logs = data_dir / "logs"
     broker_port = pick_port(args.broker_port)
-    broker = start_mosquitto(broker_port, data_dir / "broker", logs / "broker.log")
-    children.append(broker)
-    wait_for_tcp(broker, HOST, broker_port, 10.0, stop)
+    broker = start_broker(args.broker, broker_port, data_dir / "broker", logs / "broker.log")
+    children.append(broker.child)
+    wait_for_tcp(broker.child, HOST, broker_port, 20.0, stop)
     if stop.is_set():
         return None
     broker_url = f"mqtt://{HOST}:{broker_port}"
-    _say(f"broker    mosquitto on {broker_url}")
+    _say(f"broker    {broker.description} on {broker_url}")
 
     http_port = pick_port(args.port)
     base_url = f"http://{HOST}:{http_port}"
@@ -136,6 +144,7 @@ def _start_services(
         "DCTLINK_RECEIVER__API__HOST": HOST,
         "DCTLINK_RECEIVER__API__PORT": str(http_port),
         "DCTLINK_RECEIVER__LOG_FORMAT": "text",
+        **broker.client_env("DCTLINK_RECEIVER__", username="dctlink-receiver"),
     }
     receiver = Child(
         "receiver",
@@ -155,6 +164,7 @@ def _start_services(
         "DCTLINK_EDGE__DEVICE_ID": DEVICE_ID,
         "DCTLINK_EDGE__SPOOL__PATH": str(data_dir / "edge-spool.sqlite3"),
         "DCTLINK_EDGE__LOG_FORMAT": "text",
+        **broker.client_env("DCTLINK_EDGE__", username=DEVICE_ID),
     }
     sender_argv = [sys.executable, "-m", "edge_sender", "demo", "--count", "0"]
     sender_argv += ["--interval", str(args.interval)]

@@ -22,10 +22,9 @@ ENV_PREFIX = "DCTLINK_EDGE__"
 
 
 class BrokerSettings(broker.BrokerSettings):
-    """The common broker options, then the sender's: protocol, client certificate, flow."""
+    """The common broker options (protocol among them), then the sender's: certificate, flow."""
 
     username: str | None = Field(default=None, description="MQTT username (usually the device id)")
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
     cert_file: Path | None = Field(default=None, description="Client certificate for mutual TLS")
     key_file: Path | None = Field(default=None, description="Private key of the client certificate")
     max_message_bytes: int = Field(

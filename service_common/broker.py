@@ -1,14 +1,15 @@
 """Broker settings both services extend, and the rule for names that become topic levels.
 
 ``BrokerSettings`` holds what any MQTT client of ours needs to reach the broker: the URL (which
-also says whether to use TLS), credentials, keepalive and the CA to trust. Each service adds
-its own options in a subclass (the sender its client certificate and flow control, the
-receiver its persistent session); fields declared here come first in the subclass.
+also says whether to use TLS), credentials, keepalive, the CA to trust and the MQTT version.
+Each service adds its own options in a subclass (the sender its client certificate and flow
+control, the receiver its persistent session); fields declared here come first in the subclass.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -43,6 +44,7 @@ class BrokerSettings(Section):
     tls_insecure: bool = Field(
         default=False, description="Skip the broker host name check (testing only)"
     )
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
 
     @field_validator("url")
     @classmethod

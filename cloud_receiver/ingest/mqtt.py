@@ -1,10 +1,12 @@
 """The MQTT adapter: the only receiver module that knows paho (DESIGN.md sections 4 and 8).
 
-A persistent MQTT 5 session (fixed client id, clean start off, session expiry > 0) so the
-broker queues images while we are away. Acknowledgements are manual: ``handler`` gets an
-``ack`` callable and calls it once a message is dealt with (stored, a duplicate, or rejected),
-so an image in a worker's hands when the process dies is delivered again on the next session.
-The client counts as connected only after a CONNACK with reason code 0.
+A persistent session so the broker queues images while we are away: a fixed client id and, with
+MQTT 5, clean start off and a session expiry > 0; with MQTT 3.1.1, clean session off (how long
+the broker keeps that session is its own setting, e.g. mosquitto's persistent_client_expiration).
+Acknowledgements are manual: ``handler`` gets an ``ack`` callable and calls it once a message is
+dealt with (stored, a duplicate, or rejected), so an image in a worker's hands when the process
+dies is delivered again on the next session. The client counts as connected only after a
+CONNACK with reason code 0.
 """
 
 from __future__ import annotations
@@ -38,10 +40,17 @@ class MqttSubscriber:
         self.connected = threading.Event()
         self.last_error: str | None = None
         self._closing = threading.Event()
+        self._v5 = broker.protocol == "5"
         self._client = self._build_client()
 
     def _build_client(self) -> mqtt.Client:
-        client = build_client(self._broker, self._broker.client_id, manual_ack=True)
+        client = build_client(
+            self._broker,
+            self._broker.client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else False,
+            manual_ack=True,
+        )
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -51,16 +60,20 @@ class MqttSubscriber:
 
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
-        # paho's Properties has no annotations.
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self._broker.session_expiry_s
-        self._client.connect_async(
-            self._broker.host,
-            self._broker.port,
-            self._broker.keepalive_s,
-            clean_start=False,
-            properties=properties,
-        )
+        broker = self._broker
+        if self._v5:
+            # paho's Properties has no annotations.
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = broker.session_expiry_s
+            self._client.connect_async(
+                broker.host,
+                broker.port,
+                broker.keepalive_s,
+                clean_start=False,
+                properties=properties,
+            )
+        else:  # 3.1.1: the client was built with clean_session=False
+            self._client.connect_async(broker.host, broker.port, broker.keepalive_s)
         self._client.loop_start()
 
     def stop_receiving(self) -> None:

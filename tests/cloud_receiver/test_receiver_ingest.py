@@ -234,3 +234,31 @@ def test_images_published_while_the_receiver_is_down_arrive_after_restart(
     broker.start()
     with TestClient(create_app(settings)) as client:
         assert wait_until(lambda: len(_items(client, device=device)) == 5)
+
+
+def test_over_mqtt_3_1_1_images_arrive_and_wait_for_a_restarted_receiver(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path
+) -> None:
+    """Protocol 3.1.1: clean session off with the fixed client id keeps the queue meanwhile."""
+    broker = mosquitto_factory(persistence=True)
+    settings = receiver_settings(broker, tmp_path / "data", broker={"protocol": "3.1.1"})
+    device = unique("cam")
+    topic = f"{settings.topic_prefix}/{device}/image"
+    publisher = Publisher(broker)
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert wait_until(lambda: client.get("/readyz").status_code == 200)
+            # Readiness is set when SUBSCRIBE is sent: re-send one image (one id, so stored
+            # once) until the subscription is live.
+            first = payload_for(device, 0, image_id=uuid.uuid4())
+            for _ in range(100):
+                publisher.publish(topic, [first])
+                if wait_until(lambda: len(_items(client, device=device)) == 1, timeout_s=0.2):
+                    break
+            assert len(_items(client, device=device)) == 1
+        # The receiver is down (a normal disconnect): images published now wait in its session.
+        publisher.publish(topic, [payload_for(device, i) for i in range(1, 4)])
+        with TestClient(create_app(settings)) as client:
+            assert wait_until(lambda: len(_items(client, device=device)) == 4)
+    finally:
+        publisher.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from demo import broker
-from demo.processes import DemoError, pick_port
+from demo.processes import Child, DemoError, pick_port
 from demo.summary import Totals, format_totals, parse_totals
 
 METRICS = """\
@@ -50,6 +52,31 @@ def test_a_missing_mosquitto_says_how_to_install_it(
         broker.start_mosquitto(1884, tmp_path, tmp_path / "broker.log")
 
 
+def test_without_mosquitto_or_amqtt_auto_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broker, "find_mosquitto", lambda: None)
+    monkeypatch.setattr(broker, "embedded_available", lambda: False)
+    with pytest.raises(DemoError, match=r"amqtt.*\[demo\].*apt-get install mosquitto"):
+        broker.start_broker("auto", 1884, tmp_path, tmp_path / "broker.log")
+
+
+def test_amqtt_config_listens_on_loopback_and_names_its_clients() -> None:
+    config = json.loads(broker.amqtt_config(1884))  # JSON is YAML
+    assert config["listeners"]["default"] == {"type": "tcp", "bind": "127.0.0.1:1884"}
+    auth = config["plugins"]["amqtt.plugins.authentication.AnonymousAuthPlugin"]
+    assert auth == {"allow_anonymous": False}  # named clients get offline queues
+
+
+def test_only_the_embedded_broker_changes_the_services_protocol_and_user() -> None:
+    child = cast(Child, None)  # client_env does not look at the process
+    assert broker.Broker(child, "mosquitto").client_env("DCTLINK_EDGE__", username="cam") == {}
+    assert broker.Broker(child, "embedded").client_env("DCTLINK_EDGE__", username="cam") == {
+        "DCTLINK_EDGE__BROKER__PROTOCOL": "3.1.1",
+        "DCTLINK_EDGE__BROKER__USERNAME": "cam",
+    }
+
+
 def test_a_taken_port_moves_to_the_next_free_one() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -58,3 +85,29 @@ def test_a_taken_port_moves_to_the_next_free_one() -> None:
     assert chosen != port
     assert chosen > port
     assert pick_port(0) > 0
+
+
+@pytest.mark.parametrize(
+    ("choice", "mosquitto_found", "expected"),
+    [
+        ("auto", True, "mosquitto"),
+        ("auto", False, "embedded"),
+        ("embedded", True, "embedded"),
+        ("mosquitto", True, "mosquitto"),
+    ],
+)
+def test_auto_prefers_mosquitto_and_falls_back_to_the_embedded_broker(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    choice: broker.BrokerChoice,
+    mosquitto_found: bool,
+    expected: str,
+) -> None:
+    found = Path("/usr/sbin/mosquitto") if mosquitto_found else None
+    monkeypatch.setattr(broker, "find_mosquitto", lambda: found)
+    monkeypatch.setattr(broker, "embedded_available", lambda: True)
+    child = cast(Child, None)
+    monkeypatch.setattr(broker, "start_mosquitto", lambda *args: child)
+    monkeypatch.setattr(broker, "start_embedded", lambda *args: child)
+    started = broker.start_broker(choice, 1884, tmp_path, tmp_path / "broker.log")
+    assert started.kind == expected

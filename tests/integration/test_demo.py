@@ -1,4 +1,4 @@
-"""End to end: ``python -m demo`` starts mosquitto, the receiver and a sender; images arrive."""
+"""End to end: ``python -m demo`` starts a broker, the receiver and a sender; images arrive."""
 
 from __future__ import annotations
 
@@ -86,3 +86,20 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "stopped" in text.splitlines()[-1]
     assert (data / "receiver" / "index.sqlite3").exists()  # a given --data-dir is kept
     assert (data / "logs" / "receiver.log").exists()
+
+
+@pytest.mark.integration
+def test_demo_on_the_embedded_broker_delivers_images(tmp_path: Path) -> None:
+    """--broker embedded: amqtt (pure Python) and both services on MQTT 3.1.1, no mosquitto."""
+    pytest.importorskip("amqtt", reason="the demo extra (amqtt) is not installed")
+    process, output = _start_demo(
+        tmp_path, "--broker", "embedded", "--duration", "6", "--interval", "0.5"
+    )
+    items = _wait_for_images(process, output, timeout_s=25)
+    assert items[0]["device_id"] == "demo-cam"
+    text = _finish(process, output, timeout_s=25)
+    assert process.returncode == 0, text
+    assert "broker    amqtt (embedded, MQTT 3.1.1) on mqtt://127.0.0.1:" in text, text
+    assert re.search(r"\] [1-9]\d* images received: ", text), text
+    assert "stopping: sender, receiver, broker (amqtt)" in text
+    assert "note:" not in text, text

@@ -3,7 +3,9 @@
 Both run in process (``TestClient`` runs each app's lifespan) against one real mosquitto, each
 with its own client id and its own local store, subscribed as ``$share/<group>/<prefix>/+/...``.
 A plain paho client publishes the images at QoS 1; the union of the two stores must be exactly
-the published set, and each receiver must have taken a share.
+the published set, and each receiver must have taken a share. Over MQTT 5 and 3.1.1 both:
+mosquitto accepts ``$share/`` from 3.1.1 clients too (shared subscriptions are an MQTT 5
+feature that mosquitto extends to older clients).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ IMAGES = 40
 API = "/api/v1"
 
 
-def _settings(broker: Mosquitto, data_dir: Path, prefix: str, group: str) -> ReceiverSettings:
+def _settings(
+    broker: Mosquitto, data_dir: Path, prefix: str, group: str, protocol: str
+) -> ReceiverSettings:
     return ReceiverSettings.model_validate(
         {
             "topic_prefix": prefix,
@@ -40,6 +44,7 @@ def _settings(broker: Mosquitto, data_dir: Path, prefix: str, group: str) -> Rec
                 "url": broker.url,
                 "client_id": f"receiver-{uuid.uuid4().hex[:8]}",  # one per replica
                 "shared_group": group,
+                "protocol": protocol,
             },
             "store": {"data_dir": data_dir},
             "recovery": {"iterations": 4},  # this test counts images, not pixels
@@ -95,11 +100,12 @@ def publisher(mosquitto: Mosquitto) -> Iterator[_Publisher]:
     client.close()
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_two_replicas_in_one_group_store_each_image_exactly_once(
-    mosquitto: Mosquitto, publisher: _Publisher, tmp_path: Path
+    mosquitto: Mosquitto, publisher: _Publisher, tmp_path: Path, protocol: str
 ) -> None:
     prefix, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    settings = [_settings(mosquitto, tmp_path / f"r{i}", prefix, group) for i in range(2)]
+    settings = [_settings(mosquitto, tmp_path / f"r{i}", prefix, group, protocol) for i in range(2)]
     assert settings[0].broker.client_id != settings[1].broker.client_id
     assert all(s.subscriptions()[0].startswith(f"$share/{group}/{prefix}/") for s in settings)
 
