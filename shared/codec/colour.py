@@ -39,25 +39,32 @@ def luma(pixels: Pixels) -> Float:
     return _mix(r, g, b, _Y, 128.0)
 
 
-def downsample_2x2(plane: Float) -> Float:
-    """Box-average 2x2 (libjpeg's h2v2 downsampling); dimensions must be even."""
-    total = plane[0::2, 0::2] + plane[1::2, 0::2]
-    total += plane[0::2, 1::2]
-    total += plane[1::2, 1::2]
-    total *= np.float32(0.25)
-    return total
-
-
 def to_planes(pixels: Pixels, layout: Layout) -> list[Float]:
     """Level-shifted planes (chroma centred on 0) of an image padded to the MCU grid."""
     if layout is Layout.GRAY:
         return [luma(pixels)]
     rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
-    r, g, b = (rgb[:, :, c].astype(np.float32) for c in range(3))
-    planes = [_mix(r, g, b, _Y, 128.0), _mix(r, g, b, _CB, 0.0), _mix(r, g, b, _CR, 0.0)]
-    if layout is Layout.YCBCR420:
-        planes[1:] = [downsample_2x2(p) for p in planes[1:]]
-    return planes
+    channels = [rgb[:, :, c] for c in range(3)]
+    r, g, b = (c.astype(np.float32) for c in channels)
+    luma_plane = _mix(r, g, b, _Y, 128.0)
+    if layout is Layout.YCBCR444:
+        return [luma_plane, _mix(r, g, b, _CB, 0.0), _mix(r, g, b, _CR, 0.0)]
+    # 4:2:0 chroma is the 2x2 box average of the full-size chroma (libjpeg's h2v2
+    # downsampling). The transform is linear, so that equals the chroma of box-summed RGB (up
+    # to float rounding): the sums are exact in uint16 and the chroma runs at quarter size.
+    r4, g4, b4 = (_box_sum(c) for c in channels)
+    cb = _mix(r4, g4, b4, (_CB[0] / 4, _CB[1] / 4, _CB[2] / 4), 0.0)
+    cr = _mix(r4, g4, b4, (_CR[0] / 4, _CR[1] / 4, _CR[2] / 4), 0.0)
+    return [luma_plane, cb, cr]
+
+
+def _box_sum(channel: Pixels) -> Float:
+    """Sum of every 2x2 block of a uint8 plane (dimensions must be even), exact."""
+    total = channel[0::2, 0::2].astype(np.uint16)
+    total += channel[1::2, 0::2]
+    total += channel[0::2, 1::2]
+    total += channel[1::2, 1::2]
+    return total.astype(np.float32)
 
 
 def _upsample_rows(plane: Float) -> Float:
@@ -85,7 +92,7 @@ def _upsample_columns(plane: Float) -> Float:
 
 
 def upsample_2x2(plane: Float) -> Float:
-    """Inverse of :func:`downsample_2x2` with libjpeg's triangle (fancy) upsampling."""
+    """Back to full size from 2x2-averaged chroma, with libjpeg's triangle (fancy) upsampling."""
     return _upsample_columns(_upsample_rows(plane))
 
 

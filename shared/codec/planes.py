@@ -13,11 +13,11 @@ below a bit per symbol. A rank is a mixed-radix number built from the ranks of t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.codec.bitpack import BitReader
 from shared.codec.errors import PayloadError
 
 WORD = 64
@@ -82,33 +82,52 @@ def _split(
     return (k_high, rest // radix), (k_low, rest % radix)
 
 
-def _words(decisions: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
-    """(words, 4) 16-bit quarters, most significant first, of the zero-padded decisions."""
-    padded = np.zeros(-(-decisions.size // WORD) * WORD, dtype=bool)
-    padded[: decisions.size] = decisions
-    return np.packbits(padded).view(">u2").astype(np.int64).reshape(-1, 4)
+def _lengths(ends: Sequence[int]) -> npt.NDArray[np.int64]:
+    bounds = np.array([0, *ends], dtype=np.int64)
+    return bounds[1:] - bounds[:-1]
 
 
-def unary_planes(tokens: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.bool_]]:
-    """Plane j: ``token > j`` for every token with ``token >= j``."""
+def pad_planes(
+    tokens: npt.NDArray[np.uint8],
+    token_ends: Sequence[int],
+    top: npt.NDArray[np.bool_],
+    top_ends: Sequence[int],
+) -> tuple[npt.NDArray[np.bool_], list[int]]:
+    """Consecutive runs (one per band) of decision planes, zero-padded to whole words, and
+    where each run's words end.
+
+    A run is the unary planes of its tokens (``tokens[token_ends[r-1]:token_ends[r]]``), then
+    its top plane (likewise cut from ``top``). Plane j holds ``token > j`` for every token
+    with ``token >= j`` (planes 0 to the run's largest token).
+    """
     planes = []
-    level = 0
-    while tokens.size:
-        above = tokens > level
-        planes.append(above)
-        tokens = tokens[above]
-        level += 1
-    return planes
+    word_ends = []
+    words = 0
+    for run, (t0, t1) in enumerate(zip([0, *token_ends], token_ends, strict=False)):
+        run_tokens = tokens[t0:t1]
+        level = 0
+        while run_tokens.size:
+            above = run_tokens > level
+            planes.append(above)
+            run_tokens = run_tokens[above]
+            level += 1
+        planes.append(top[([0, *top_ends][run]) : top_ends[run]])
+        words += sum(-(-p.size // WORD) for p in planes[len(planes) - level - 1 :])
+        word_ends.append(words)
+    out = np.zeros(words * WORD, dtype=bool)
+    start = 0
+    for plane in planes:
+        out[start : start + plane.size] = plane
+        start += -(-plane.size // WORD) * WORD
+    return out, word_ends
 
 
-def encode_planes(
-    planes: list[npt.NDArray[np.bool_]],
+def encode_words(
+    decisions: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(popcount per word, rank per word, rank width per word) for these decision planes."""
-    if not planes:
-        empty = np.zeros(0, dtype=np.int64)
-        return np.zeros(0, dtype=np.uint8), empty, empty
-    quarters = np.concatenate([_words(plane) for plane in planes])
+    """(popcount, rank, rank width) of every 64-decision word of ``decisions``, whose size
+    must be a multiple of 64 (see :func:`pad_planes`)."""
+    quarters = np.packbits(decisions).view(">u2").astype(np.int64).reshape(-1, 4)
     parts = [(_POPCOUNT16[quarters[:, i]], _RANK16[quarters[:, i]]) for i in range(4)]
     counts, ranks = _join(_join(parts[0], parts[1], 32), _join(parts[2], parts[3], 32), 64)
     return counts.astype(np.uint8), ranks, RANK_BITS[counts]
@@ -124,45 +143,98 @@ def _patterns(counts: npt.NDArray[np.int64], ranks: npt.NDArray[np.int64]) -> np
     return words.view(np.uint8).reshape(-1)
 
 
-class PlaneDecoder:
-    """Inverse of :func:`encode_planes`: reads planes back in the order they were written."""
+def plane_sizes(counts: npt.NDArray[np.uint8], size: int, max_token: int, where: int) -> list[int]:
+    """Sizes of the unary planes of ``size`` tokens, then of their top plane, from the
+    popcounts alone (a plane holds one decision per one in the plane before it).
 
-    def __init__(self, counts: npt.NDArray[np.uint8], ranks: BitReader, where: int) -> None:
-        self._counts = counts.astype(np.int64)
-        self._ranks = ranks
-        self._used = 0
-        self._where = where
+    ``counts`` must hold exactly the popcounts of those planes' words.
+    """
+    if counts.size and int(counts.max()) > WORD:
+        raise PayloadError("decision planes hold an impossible count", where)
+    ones = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=ones[1:])
+    sizes: list[int] = []
+    used = 0
+    while size:
+        if len(sizes) > max_token:
+            raise PayloadError("a token exceeds the largest magnitude category", where)
+        end = used + -(-size // WORD)
+        if end > counts.size:
+            raise PayloadError("decision planes are truncated", where)
+        sizes.append(size)
+        size = int(ones[end] - ones[used])
+        used = end
+    top_size = sizes[2] if len(sizes) > 2 else 0
+    sizes.append(top_size)
+    used += -(-top_size // WORD)
+    if used != counts.size:
+        raise PayloadError(f"{counts.size - used} plane words are missing or left over", where)
+    return sizes
 
-    def plane(self, size: int) -> npt.NDArray[np.bool_]:
-        """The next plane of ``size`` decisions."""
-        n_words = -(-size // WORD)
-        counts = self._counts[self._used : self._used + n_words]
-        if counts.size < n_words or int(counts.max(initial=0)) > WORD:
-            raise PayloadError(
-                "decision planes are truncated or hold an impossible count", self._where
-            )
-        self._used += n_words
-        ranks = self._ranks.read(RANK_BITS[counts])
-        if ranks is None or bool((ranks >= _COMB[WORD][counts]).any()):
-            raise PayloadError("decision plane ranks are truncated or out of range", self._where)
-        return np.unpackbits(_patterns(counts, ranks), count=size).astype(bool)
 
-    def tokens(self, size: int, max_token: int) -> npt.NDArray[np.uint8]:
-        """``size`` tokens from their unary planes (see :func:`unary_planes`)."""
-        tokens = np.zeros(size, dtype=np.uint8)
-        todo = np.arange(size)
-        level = 0
-        while todo.size:
-            if level > max_token:
-                raise PayloadError("a token exceeds the largest magnitude category", self._where)
-            todo = todo[self.plane(todo.size)]
-            tokens[todo] += 1
-            level += 1
-        return tokens
+def decode_words(
+    counts: npt.NDArray[np.int64], ranks: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Inverse of :func:`encode_words`; every rank must be below C(64, its count)."""
+    return np.unpackbits(_patterns(counts, ranks)).view(bool)
 
-    def finish(self) -> None:
-        """Every word must have been used."""
-        if self._used != self._counts.size:
-            raise PayloadError(
-                f"{self._counts.size - self._used} plane words are left over", self._where
-            )
+
+def rank_in_range(
+    counts: npt.NDArray[np.int64], ranks: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    in_range: npt.NDArray[np.bool_] = ranks < _COMB[WORD][counts]
+    return in_range
+
+
+def planes_to_tokens(
+    bits: npt.NDArray[np.bool_], sizes: list[list[int]], where: Sequence[int]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """Inverse of :func:`pad_planes` for consecutive runs of planes (one run per band, laid
+    out by :func:`plane_sizes`): every run's tokens, then every run's top plane, each
+    concatenated. Padding must hold no ones; ``where`` locates each run for errors."""
+    levels: list[list[npt.NDArray[np.bool_]]] = []
+    tops = []
+    bounds = []
+    start = 0
+    for run_sizes in sizes:
+        begin = start
+        for level, n in enumerate(run_sizes[:-1]):
+            if level == len(levels):
+                levels.append([])
+            levels[level].append(bits[start : start + n])
+            start += -(-n // WORD) * WORD
+        tops.append(bits[start : start + run_sizes[-1]])
+        start += -(-run_sizes[-1] // WORD) * WORD
+        bounds.append((begin, start))
+    decided = [np.concatenate(planes) for planes in levels]
+    top = np.concatenate(tops) if tops else np.zeros(0, dtype=bool)
+    ones = sum(int(np.count_nonzero(d)) for d in [*decided, top])
+    if ones != int(np.count_nonzero(bits[:start])):
+        _locate_padding_error(bits, sizes, bounds, where)
+    # Plane j of every run, concatenated, decides for the tokens of every run still above
+    # j - 1, in the same order.
+    if not decided:
+        return np.zeros(0, dtype=np.uint8), top
+    tokens = decided[0].view(np.uint8)  # a fresh array: tokens above 0 are 1 so far
+    todo = np.flatnonzero(decided[0])
+    for plane in decided[1:]:
+        todo = todo[plane]
+        tokens[todo] += 1
+    return tokens, top
+
+
+def _locate_padding_error(
+    bits: npt.NDArray[np.bool_],
+    sizes: list[list[int]],
+    bounds: list[tuple[int, int]],
+    where: Sequence[int],
+) -> None:
+    for run, (run_sizes, (begin, end)) in enumerate(zip(sizes, bounds, strict=True)):
+        inside = 0
+        start = begin
+        for n in run_sizes:
+            inside += int(np.count_nonzero(bits[start : start + n]))
+            start += -(-n // WORD) * WORD
+        if inside != int(np.count_nonzero(bits[begin:end])):
+            raise PayloadError("decision planes hold ones in their padding", where[run])
+    raise AssertionError("unreachable: padding holds ones but no run's does")
