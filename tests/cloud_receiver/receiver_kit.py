@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
 from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.store.base import ImageRecord
 from shared.codec import Profile, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -91,3 +93,26 @@ class Publisher:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+RECORD_T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def make_record(device: str, minutes: float, image_id: str | None = None) -> ImageRecord:
+    """A small stored-image record captured ``minutes`` after RECORD_T0."""
+    return ImageRecord(
+        id=image_id or str(uuid.uuid4()),
+        device_id=device,
+        captured_at=RECORD_T0 + timedelta(minutes=minutes),
+        received_at=RECORD_T0,
+        width=8,
+        height=8,
+        profile="lowpass",
+        quality=90,
+        layout="gray",
+        payload_bytes=10,
+        jpeg_bytes=20,
+        stages={"received": None, "classical": None, "enhanced": "no network"},
+        timings_s={"decode": 0.001},
+        model_version=None,
+    )

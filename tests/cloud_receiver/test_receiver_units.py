@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from pydantic import ValidationError
+from receiver_kit import make_record
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import InvalidRequestError
@@ -110,28 +110,9 @@ def test_every_setting_is_described() -> None:
             assert all(f.description for f in annotation.model_fields.values())
 
 
-def _record(device: str, minutes: int) -> ImageRecord:
-    return ImageRecord(
-        id=str(uuid.uuid4()),
-        device_id=device,
-        captured_at=T0 + timedelta(minutes=minutes),
-        received_at=T0,
-        width=8,
-        height=8,
-        profile="lowpass",
-        quality=90,
-        layout="gray",
-        payload_bytes=10,
-        jpeg_bytes=20,
-        stages={"received": None, "classical": None, "enhanced": "no network"},
-        timings_s={"decode": 0.001},
-        model_version=None,
-    )
-
-
 def test_local_store_keeps_files_rows_and_devices(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
     assert not store.put(record, b"other", {"received": b"x"})  # a duplicate writes nothing
     assert store.exists(record.id)
@@ -139,7 +120,7 @@ def test_local_store_keeps_files_rows_and_devices(tmp_path: Path) -> None:
     assert store.payload(record.id) == b"payload"
     assert store.stage_png(record.id, "classical") == b"c"
     assert store.stage_png(record.id, "enhanced") is None
-    replaced = _record("cam-1", 0)
+    replaced = make_record("cam-1", 0)
     replaced = ImageRecord(**{**replaced.__dict__, "id": record.id, "model_version": "v2"})
     assert store.put(replaced, b"payload", {"received": b"r2"}, replace=True)
     assert store.get(record.id) == replaced

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from receiver_kit import payload_for, receiver_settings, unique
+from receiver_kit import make_record, payload_for, receiver_settings, unique
 from store_servers import Postgres, SeaweedS3, postgres_bin, weed_bin
 
 from cloud_receiver.api import create_app
@@ -108,25 +108,6 @@ def store(backend: StoreSettings) -> Iterator[Store]:
     opened.close()
 
 
-def _record(device: str, minutes: float, image_id: str | None = None) -> ImageRecord:
-    return ImageRecord(
-        id=image_id or str(uuid.uuid4()),
-        device_id=device,
-        captured_at=T0 + timedelta(minutes=minutes),
-        received_at=T0,
-        width=8,
-        height=8,
-        profile="lowpass",
-        quality=90,
-        layout="gray",
-        payload_bytes=10,
-        jpeg_bytes=20,
-        stages={"received": None, "classical": None, "enhanced": "no network"},
-        timings_s={"decode": 0.001},
-        model_version=None,
-    )
-
-
 def _ids(store: Store, **query: object) -> list[str]:
     """Every id the query lists, page by page, checking each page's size on the way."""
     limit = int(query.pop("limit", 2))  # type: ignore[call-overload]
@@ -146,7 +127,7 @@ def _ids(store: Store, **query: object) -> list[str]:
 
 
 def test_keeps_metadata_bytes_and_stages(store: Store) -> None:
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
     assert store.exists(record.id)
     assert store.get(record.id) == record
@@ -166,9 +147,9 @@ def test_unknown_ids_are_absent(store: Store) -> None:
 
 
 def test_duplicate_writes_nothing_and_replace_swaps_everything(store: Store) -> None:
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     assert store.put(record, b"payload", {"received": b"r", "classical": b"c"})
-    assert not store.put(_record("cam-2", 5, record.id), b"other", {"received": b"x"})
+    assert not store.put(make_record("cam-2", 5, record.id), b"other", {"received": b"x"})
     assert store.get(record.id) == record
     assert store.payload(record.id) == b"payload"
     assert store.stage_png(record.id, "received") == b"r"
@@ -183,14 +164,14 @@ def test_duplicate_writes_nothing_and_replace_swaps_everything(store: Store) -> 
 
 
 def test_replace_of_a_new_id_stores_it(store: Store) -> None:
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     assert store.put(record, b"p", {"received": b"r"}, replace=True)
     assert store.get(record.id) == record
 
 
 def test_everything_survives_a_restart(backend: StoreSettings) -> None:
     first = open_store(backend)
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     first.put(record, b"payload", {"received": b"r"})
     first.upsert_device(DeviceRecord("cam-1", True, T0, {"state": "online"}))
     first.close()
@@ -209,7 +190,7 @@ def test_everything_survives_a_restart(backend: StoreSettings) -> None:
 def test_concurrent_duplicates_store_once_across_instances(backend: StoreSettings) -> None:
     """Two stores on one backend (two replicas) racing on one id: exactly one put wins."""
     stores = [open_store(backend), open_store(backend)]
-    record = _record("cam-1", 0)
+    record = make_record("cam-1", 0)
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
@@ -237,8 +218,10 @@ def test_concurrent_duplicates_store_once_across_instances(backend: StoreSetting
 
 
 def test_lists_newest_first_across_pages_with_filters(store: Store) -> None:
-    records = [_record("cam-a" if i % 2 else "cam-b", i) for i in range(7)]
-    twins = [_record("cam-a", 3.5, f"{c}-twin") for c in "ab"]  # same capture time: id breaks it
+    records = [make_record("cam-a" if i % 2 else "cam-b", i) for i in range(7)]
+    twins = [
+        make_record("cam-a", 3.5, f"{c}-twin") for c in "ab"
+    ]  # same capture time: id breaks it
     for record in [*records, *twins]:
         store.put(record, b"p", {"received": b"r"})
     newest_first = sorted([*records, *twins], key=lambda r: (r.captured_at, r.id), reverse=True)
