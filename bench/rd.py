@@ -1,12 +1,15 @@
 """Rate-distortion benchmark: payload bytes and quality of every profile against JPEG.
 
-    python -m bench.rd [--data DIR] [--out DIR] [--limit N]
+    python -m bench.rd [--data DIR] [--out DIR] [--limit N] [--threads N]
+                       [--baseline NAME=MODEL.onnx ...]
 
 Writes ``rd.csv`` (one row per image and rate point), ``rd.md`` (means per rate point) and
 ``rd.png`` (PSNR against bits per pixel). Quality columns are named ``<metric>_<stage>`` after
 the receiver's stages (DESIGN.md section 5): ``received`` (the zero-filled reconstruction),
 ``classical`` and ``enhanced`` (cloud_receiver.recovery; ``enhanced`` stays blank while no
-trained model is installed). A stage added to ``STAGES`` gets its columns everywhere.
+trained model is installed). A stage added to ``STAGES`` gets its columns everywhere;
+``--baseline dncnn=out/export/dncnn.onnx`` adds one for another network run on the same
+classical reconstruction (the model card's DnCNN column).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tqdm import tqdm
 from bench.jpeg import Pixels, decode_jpeg, equal_bytes_jpeg, pillow_jpeg, truncated_jpeg_bytes
 from bench.report import write_plot, write_summary
 from cloud_receiver.recovery import Recovery, Stages
+from cloud_receiver.recovery.network import ModelUnavailableError, load_stage
 from shared.codec import Decoded, Layout, Profile, decode, encode
 from shared.metrics import psnr, ssim
 
@@ -34,13 +38,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pg
 
 _recovery: Recovery | None = None
 _last_run: tuple[Decoded, Stages] | None = None
+#: ONNX Runtime threads for every network stage; set by ``--threads``.
+_threads = 1
 
 
 def recovered(decoded: Decoded) -> Stages:
     """The receiver's stages for ``decoded``, run once per payload whatever the stages asked."""
     global _recovery, _last_run  # noqa: PLW0603 - one model load for the whole benchmark
     if _last_run is None or _last_run[0] is not decoded:
-        _recovery = _recovery or Recovery()
+        _recovery = _recovery or Recovery(threads=_threads)
         _last_run = (decoded, _recovery.run(decoded))
     return _last_run[1]
 
@@ -99,7 +105,23 @@ RATE_POINTS: tuple[RatePoint, ...] = (
     _adaptive(70),
 )
 
-FIELDS: tuple[str, ...] = (
+
+def add_network_stage(name: str, model: Path) -> None:
+    """Score another ONNX network (same contract) on the receiver's classical reconstruction."""
+    stage = load_stage(model, threads=_threads)
+    STAGES[name] = lambda decoded: stage.enhance(recovered(decoded).classical, decoded)
+
+
+def fields() -> tuple[str, ...]:
+    """The CSV columns for the stages now in :data:`STAGES`."""
+    return (
+        *_FIELDS_BEFORE,
+        *(f"{m}_{s}" for s in STAGES for m in ("psnr", "ssim")),
+        *_FIELDS_AFTER,
+    )
+
+
+_FIELDS_BEFORE: tuple[str, ...] = (
     "image",
     "rate_point",
     "profile",
@@ -115,7 +137,8 @@ FIELDS: tuple[str, ...] = (
     "ratio_to_jpeg",
     "truncated_jpeg_bytes",
     "ratio_to_truncated_jpeg",
-    *(f"{metric}_{stage}" for stage in STAGES for metric in ("psnr", "ssim")),
+)
+_FIELDS_AFTER: tuple[str, ...] = (
     "equal_bytes_jpeg_quality",
     "equal_bytes_jpeg_bytes",
     "equal_bytes_jpeg_bpp",
@@ -207,7 +230,8 @@ def run(paths: Sequence[Path], out: Path, points: Sequence[RatePoint] = RATE_POI
         open(out / "rd.csv", "w", newline="") as handle,
         tqdm(total=len(paths) * len(points), unit="point", file=sys.stderr) as progress,
     ):
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        columns = fields()
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for path in paths:
             pixels = load(path)
@@ -215,7 +239,7 @@ def run(paths: Sequence[Path], out: Path, points: Sequence[RatePoint] = RATE_POI
             for point in points:
                 progress.set_postfix_str(f"{path.name} {point.name}")
                 row = measure(source, point, Path(tmp))
-                writer.writerow({key: _cell(row.get(key)) for key in FIELDS})
+                writer.writerow({key: _cell(row.get(key)) for key in columns})
                 handle.flush()
                 rows.append(row)
                 progress.update()
@@ -229,9 +253,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_data(), help="folder of images")
     parser.add_argument("--out", type=Path, default=Path("out/rd"), help="output folder")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="also score the ONNX network MODEL as stage NAME (repeatable)",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder")
+    global _threads  # noqa: PLW0603 - read by the stages when they load their models
+    _threads = args.threads
+    for baseline in args.baseline:
+        name, _, model = baseline.partition("=")
+        if not name or not model or name in STAGES:
+            parser.error(f"--baseline {baseline!r}: want a new NAME=MODEL.onnx")
+        try:
+            add_network_stage(name, Path(model))
+        except ModelUnavailableError as error:
+            parser.error(f"--baseline {baseline!r}: {error.reason}")
     paths = images_in(args.data, args.limit)
     if not paths:
         parser.error(f"no images in {args.data}")

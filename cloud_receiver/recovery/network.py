@@ -6,20 +6,23 @@ Input contract (what a model for this stage must accept; the training issue foll
 Two float32 inputs, NCHW, batch 1, any height and width that are multiples of 8 (the runner
 pads tiles by edge replication to get there); the model must be fully convolutional:
 
-``image``  ``[1, C, H, W]``
-    The classical reconstruction in [0, 1] (uint8 / 255): C = 3 (RGB) for colour payloads,
-    C = 1 for gray ones.
-``condition``  ``[1, 2 P, H, W]``
-    Two maps per coded plane (P = 3 for Y, Cb, Cr; P = 1 for gray), at image resolution
-    (4:2:0 chroma maps repeated 2x2), constant over each 8x8 block of the plane:
+``image``  ``[1, 3, H, W]``
+    The classical reconstruction in [0, 1] (uint8 / 255), RGB. A gray payload goes in as three
+    equal channels: that is exactly the colour image whose chroma is neutral, so one model
+    serves both (the runner averages the three output channels back to one).
+``condition``  ``[1, 6, H, W]``
+    Two maps per coded plane, Y, Cb and Cr, at image resolution (4:2:0 chroma maps repeated
+    2x2), constant over each 8x8 block of the plane:
 
     * channel ``2 p``: the quantisation step of the plane, the mean of its 64 steps / 255;
     * channel ``2 p + 1``: the fraction of that block's 64 coefficients that were received
       (keep / 64, less 1/64 where the block's DC did not travel).
 
-    These tell one model which profile, quality and retention produced the image.
+    A gray payload's chroma is known exactly (neutral), so its chroma maps say step 0 and
+    everything received. These tell one model which profile, quality and retention produced
+    the image.
 
-One float32 output, ``enhanced`` ``[1, C, H, W]``: the enhanced image in [0, 1] (a residual
+One float32 output, ``enhanced`` ``[1, 3, H, W]``: the enhanced image in [0, 1] (a residual
 network adds its residual inside the graph). The runner clips it to [0, 1] and rounds to uint8.
 
 The model version is the ``version`` entry of the ONNX ``metadata_props``; failing that, the
@@ -51,6 +54,8 @@ Pixels = npt.NDArray[np.uint8]
 
 #: Tile geometry: multiples of 8 so a model with three 2x downsamplings sees whole pixels.
 MULTIPLE = 8
+#: Tile origins fall on multiples of the 4:2:0 macroblock, the coding grid of every layout.
+GRID = 16
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 
@@ -122,7 +127,7 @@ class OnnxRunner:
 
 
 def conditioning(decoded: Decoded) -> Float:
-    """The ``condition`` input ``[1, 2 P, H, W]`` of the contract above, cropped to the image."""
+    """The ``condition`` input ``[1, 6, H, W]`` of the contract above, cropped to the image."""
     maps: list[Float] = []
     blocks = plane_blocks(decoded.width, decoded.height, decoded.layout)
     for (by, bx), table, kept in zip(blocks, decoded.tables, decoded.retention, strict=True):
@@ -134,16 +139,38 @@ def conditioning(decoded: Decoded) -> Float:
         for block_map in (step, received):
             full = np.repeat(np.repeat(block_map, scale, axis=0), scale, axis=1)
             maps.append(full[: decoded.height, : decoded.width])
+    if decoded.layout is Layout.GRAY:
+        exact = np.zeros((decoded.height, decoded.width), dtype=np.float32)
+        maps += [exact, exact + 1, exact, exact + 1]
     return np.stack(maps)[None]
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: stride ``tile - 2 overlap``, the last one flush with the end."""
+def network_inputs(classical: Pixels, decoded: Decoded) -> dict[str, Float]:
+    """Both inputs of the contract for one image (HxWx3, or HxW for gray payloads)."""
+    image = classical.astype(np.float32) / np.float32(255)
+    # Gray goes in as three equal channels (see the contract above).
+    image = np.repeat(image[None], 3, axis=0) if image.ndim == 2 else image.transpose(2, 0, 1)
+    return {"image": np.ascontiguousarray(image[None]), "condition": conditioning(decoded)}
+
+
+def network_pixels(enhanced: Float, gray: bool) -> Pixels:
+    """The ``enhanced`` output ``[1, 3, H, W]`` as uint8 pixels shaped like the input."""
+    image = enhanced[0].mean(axis=0) if gray else enhanced[0].transpose(1, 2, 0)
+    return np.ascontiguousarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Tile extents along one axis: starts on the coding grid, the last tile reaching the end.
+
+    Every start is a multiple of :data:`GRID` so each tile sees the 8x8 blocks (and 4:2:0
+    macroblocks) at the phase the network was trained on; the last tile therefore starts at
+    or before ``length - tile`` and runs to the end (up to ``GRID - 1`` pixels longer).
+    """
     if length <= tile:
-        return [0]
-    stride = tile - 2 * overlap
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
+        return [(0, length)]
+    stride = (tile - 2 * overlap) // GRID * GRID
+    last = (length - tile) // GRID * GRID
+    return [*((s, s + tile) for s in range(0, last, stride)), (last, length)]
 
 
 def _pad_to_multiple(array: Float) -> Float:
@@ -165,24 +192,23 @@ def run_tiled(
     Each output pixel comes from the tile where it lies farthest from a cut (at least
     ``overlap`` pixels inside, except at the image border).
     """
-    if tile % MULTIPLE or tile <= 2 * overlap:
-        raise ValueError(f"tile {tile} must be a multiple of {MULTIPLE} and > 2 * overlap")
+    if tile % GRID or tile - 2 * overlap < GRID:
+        raise ValueError(f"tile {tile} must be a multiple of {GRID} and >= 2 * overlap + {GRID}")
     h, w = next(iter(inputs.values())).shape[2:]
     result: Float | None = None
-    for top in _starts(h, tile, overlap):
-        for left in _starts(w, tile, overlap):
+    for top, bottom in _spans(h, tile, overlap):
+        for left, right in _spans(w, tile, overlap):
             window = {
-                name: _pad_to_multiple(a[:, :, top : top + tile, left : left + tile])
+                name: _pad_to_multiple(a[:, :, top:bottom, left:right])
                 for name, a in inputs.items()
             }
-            th, tw = min(tile, h - top), min(tile, w - left)
-            out = runner.run(window)[output][:, :, :th, :tw]
+            out = runner.run(window)[output][:, :, : bottom - top, : right - left]
             if result is None:
                 result = np.empty((out.shape[0], out.shape[1], h, w), dtype=np.float32)
-            # Keep the tile's centre: half the overlap on each side of a cut goes to each tile.
+            # Keep the tile's centre: each tile owns what lies ``overlap`` pixels past its cut.
             y0 = 0 if top == 0 else overlap
             x0 = 0 if left == 0 else overlap
-            result[:, :, top + y0 : top + th, left + x0 : left + tw] = out[:, :, y0:, x0:]
+            result[:, :, top + y0 : bottom, left + x0 : right] = out[:, :, y0:, x0:]
     assert result is not None  # _starts always yields at least one tile
     return result
 
@@ -200,12 +226,9 @@ class NetworkStage:
         return self.runner.version
 
     def enhance(self, classical: Pixels, decoded: Decoded) -> Pixels:
-        image = classical.astype(np.float32) / np.float32(255)
-        image = image[None, None] if image.ndim == 2 else image.transpose(2, 0, 1)[None]
-        inputs = {"image": np.ascontiguousarray(image), "condition": conditioning(decoded)}
+        inputs = network_inputs(classical, decoded)
         out = run_tiled(self.runner, inputs, "enhanced", tile=self.tile, overlap=self.overlap)
-        pixels = np.clip(np.rint(out[0] * 255), 0, 255).astype(np.uint8)
-        return pixels[0] if classical.ndim == 2 else np.ascontiguousarray(pixels.transpose(1, 2, 0))
+        return network_pixels(out, gray=classical.ndim == 2)
 
 
 def load_stage(

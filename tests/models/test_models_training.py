@@ -1,0 +1,103 @@
+"""Training runs, checkpoints, resumes exactly, and exports an ONNX model the receiver loads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cloud_receiver.recovery.network import OnnxRunner
+from models import export, train
+from models.architecture import build
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+TINY = ["--patch", "32", "--region", "64", "--batch", "2", "--holdout", "2"]
+TINY += ["--validation-size", "64", "--threads", "1", "--epoch-steps", "2", "--steps", "4"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("train")
+    for path in SAMPLES.glob("*.png"):
+        shutil.copy(path, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert train.main([*TINY, "--data", str(data), "--out", str(out)]) == 0
+    return out
+
+
+def test_a_run_logs_validation_and_saves_checkpoints(trained: Path) -> None:
+    records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    for record in records:
+        assert record["lowpass-q90-15-6/enhanced"] > 10
+        assert record["gain"] == pytest.approx(
+            np.mean(
+                [
+                    record[k] - record[k.replace("/enhanced", "/classical")]
+                    for k in record
+                    if k.endswith("/enhanced")
+                ]
+            )
+        )
+    state = torch.load(trained / "last.pt", weights_only=False)
+    assert state["step"] == 4
+    assert (trained / "best.pt").exists()
+
+
+def test_resume_continues_exactly_where_the_run_stopped(
+    data: Path, trained: Path, tmp_path: Path
+) -> None:
+    # Two steps, stop, resume for two more: the same weights as four steps in one go.
+    assert train.main([*TINY, "--data", str(data), "--out", str(tmp_path), "--stop-at", "2"]) == 0
+    assert train.main([*TINY, "--data", str(data), "--out", str(tmp_path), "--resume"]) == 0
+    resumed = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    straight = torch.load(trained / "last.pt", weights_only=False)["model"]
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
+
+
+def test_export_writes_a_model_the_receiver_loads(trained: Path, tmp_path: Path) -> None:
+    path = tmp_path / "dctlink-test-7.onnx"
+    assert export.main([str(trained / "best.pt"), str(path)]) == 0
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    runner = OnnxRunner(path)
+    assert runner.version == "dctlink-test-7"
+    # Dynamic height and width, and the same numbers as torch.
+    network, _ = export.load_checkpoint(trained / "best.pt")
+    rng = np.random.default_rng(0)
+    for height, width in ((24, 40), (64, 96)):
+        image = rng.random((1, 3, height, width), dtype=np.float32)
+        condition = rng.random((1, 6, height, width), dtype=np.float32)
+        with torch.no_grad():
+            expected = network(torch.from_numpy(image), torch.from_numpy(condition)).numpy()
+        actual = runner.run({"image": image, "condition": condition})["enhanced"]
+        np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_export_check_catches_a_graph_that_is_not_the_checkpoint(
+    trained: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.onnx"
+    assert export.main([str(trained / "best.pt"), str(path)]) == 0
+    pairs = list(export.sample_pairs())[:1]
+    trained_net, _ = export.load_checkpoint(trained / "best.pt")
+    assert export.max_difference(trained_net, path, pairs) <= 1e-3
+    torch.manual_seed(1)
+    other = build("dctlink").eval()
+    for parameter in other.parameters():  # a network that really changes its input
+        torch.nn.init.normal_(parameter, std=0.05)
+    assert export.max_difference(other, path, pairs) > 1e-3
+    # A difference over the tolerance fails the export.
+    assert export.main([str(trained / "best.pt"), str(path), "--tolerance", "-1"]) == 1
