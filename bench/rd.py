@@ -266,18 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data {args.data} is not a folder")
     global _threads  # noqa: PLW0603 - read by the stages when they load their models
     _threads = args.threads
-    for baseline in args.baseline:
-        name, _, model = baseline.partition("=")
-        if not name or not model or name in STAGES:
-            parser.error(f"--baseline {baseline!r}: want a new NAME=MODEL.onnx")
-        try:
-            add_network_stage(name, Path(model))
-        except ModelUnavailableError as error:
-            parser.error(f"--baseline {baseline!r}: {error.reason}")
-    paths = images_in(args.data, args.limit)
-    if not paths:
-        parser.error(f"no images in {args.data}")
-    run(paths, args.out)
+    added: list[str] = []
+    try:
+        for baseline in args.baseline:
+            name, _, model = baseline.partition("=")
+            if not name or not model or name in STAGES:
+                parser.error(f"--baseline {baseline!r}: want a new NAME=MODEL.onnx")
+            try:
+                add_network_stage(name, Path(model))
+            except ModelUnavailableError as error:
+                parser.error(f"--baseline {baseline!r}: {error.reason}")
+            added.append(name)
+        paths = images_in(args.data, args.limit)
+        if not paths:
+            parser.error(f"no images in {args.data}")
+        run(paths, args.out)
+    finally:
+        for name in added:  # the stages table is module state; leave it as it was
+            del STAGES[name]
     print(f"wrote {args.out / 'rd.csv'}, {args.out / 'rd.md'}, {args.out / 'rd.png'}")
     return 0
 

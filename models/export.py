@@ -14,6 +14,7 @@ not report, and the receiver ships the float model unless int8 loses at most 0.0
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -159,10 +160,12 @@ def int8_report(float_path: Path, data: Path, holdout: int) -> dict[str, float]:
         def get_next(self) -> dict[str, np.ndarray[Any, Any]] | None:
             return next(self._feeds, None)
 
+    float_path = float_path.resolve()
     report = {"float_psnr": mean_psnr(float_path, pairs), "float_ms": latency_ms(float_path, 2)}
-    with tempfile.TemporaryDirectory() as tmp:
+    # The quantisation tools leave scratch files in the working directory: keep them in tmp.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared))
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
         dynamic = Path(tmp) / "dynamic.onnx"
         quantize_dynamic(str(prepared), str(dynamic), weight_type=QuantType.QUInt8)
         static = Path(tmp) / "static.onnx"

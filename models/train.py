@@ -49,7 +49,9 @@ class Options:
     batch: int
     patch: int
     region: int
+    region_patches: int
     lr: float
+    epsilon: float
     seed: int
     holdout: int
     validation_size: int
@@ -73,8 +75,12 @@ def _aligned(rng: np.random.Generator, room: int) -> int:
 def batches(
     images: Sequence[Pixels], options: Options, rng: np.random.Generator
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """Endless (image, condition, target) batches; ``region // patch`` squared patches a region."""
-    per_region = max(1, min(options.batch, (options.region // options.patch) ** 2))
+    """Endless (image, condition, target) batches, ``region_patches`` patches per region.
+
+    Few patches per region keep several profiles in every batch: with a whole batch from one
+    region (one profile), the network learned to leave every image as it was.
+    """
+    per_region = options.region_patches
     while True:
         pairs: list[tuple[Pair, int, int]] = []
         while len(pairs) < options.batch:
@@ -150,7 +156,16 @@ def validate(model: nn.Module, pairs: Sequence[tuple[str, Pair]]) -> dict[str, f
     return result
 
 
-def charbonnier(prediction: Tensor, target: Tensor, epsilon: float = 1e-3) -> Tensor:
+def charbonnier(prediction: Tensor, target: Tensor, epsilon: float) -> Tensor:
+    """Mean of sqrt(d^2 + eps^2): quadratic for |d| << eps, linear (L1-like) beyond.
+
+    The default eps 0.05 (13 grey levels) keeps nearly every error of a classical
+    reconstruction in the quadratic zone, so training chases the conditional mean, the
+    PSNR-optimal answer. With eps 1e-3 (practically L1) the network chased the conditional
+    median of the residual, which is zero almost everywhere: on the held-out photographs it
+    left every image unchanged (validation gain +0.000 dB after 1,000 steps, where eps 0.05
+    had +0.017 dB after 500).
+    """
     return torch.mean(torch.sqrt((prediction - target) ** 2 + epsilon**2))
 
 
@@ -204,7 +219,7 @@ def train(options: Options, *, resume: bool) -> dict[str, Any]:
         image, condition, target = next(stream)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(options, step)
-        loss = charbonnier(model(image, condition), target)
+        loss = charbonnier(model(image, condition), target, options.epsilon)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
         optimiser.step()
@@ -255,12 +270,14 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--arch", default="dctlink", choices=["dctlink", "dncnn"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of .png images")
     parser.add_argument("--out", type=Path, default=None, help="default out/train/<arch>")
-    parser.add_argument("--steps", type=int, default=6000, help="optimiser steps in all")
-    parser.add_argument("--epoch-steps", type=int, default=250, help="steps between validations")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=4000, help="optimiser steps in all")
+    parser.add_argument("--epoch-steps", type=int, default=500, help="steps between validations")
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--patch", type=int, default=128, help="training patch side, pixels")
-    parser.add_argument("--region", type=int, default=384, help="side of each degraded region")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--region", type=int, default=256, help="side of each degraded region")
+    parser.add_argument("--region-patches", type=int, default=2, help="patches cut from a region")
+    parser.add_argument("--lr", type=float, default=2e-4, help="peak Adam learning rate")
+    parser.add_argument("--epsilon", type=float, default=0.05, help="Charbonnier epsilon (0-1)")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--holdout", type=int, default=5, help="last N images validate only")
     parser.add_argument("--validation-size", type=int, default=256, help="validation crop side")
@@ -281,7 +298,9 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         args.batch,
         args.patch,
         args.region,
+        args.region_patches,
         args.lr,
+        args.epsilon,
         args.seed,
         args.holdout,
         args.validation_size,

@@ -37,6 +37,33 @@ def test_rd_writes_csv_summary_and_plot(tmp_path: Path) -> None:
     assert "lowpass q90 (15, 6) payload / JPEG of the same truncated coefficients" in summary
 
 
+def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) -> None:
+    # The committed model scored a second time as a "baseline": its columns must match the
+    # enhanced stage exactly, and the stage table is left as it was.
+    model = Path(__file__).resolve().parents[2] / "models" / "dctlink-residual-v1.onnx"
+    out = tmp_path / "rd"
+    argv = [
+        "--data",
+        str(SAMPLES),
+        "--out",
+        str(out),
+        "--limit",
+        "1",
+        "--baseline",
+        f"twin={model}",
+    ]
+    assert rd.main(argv) == 0
+    assert "twin" not in rd.STAGES
+    with open(out / "rd.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        assert row["psnr_enhanced"]
+        assert row["psnr_twin"] == row["psnr_enhanced"]
+    assert "PSNR twin" in (out / "rd.md").read_text()
+    with pytest.raises(SystemExit):
+        rd.main([*argv[:-1], "twin=" + str(tmp_path / "absent.onnx")])
+
+
 def test_optimised_truncated_jpeg_is_smaller(tmp_path: Path) -> None:
     image = np.asarray(Image.open(sorted(SAMPLES.glob("*.png"))[0]).convert("RGB"))
     decoded = decode(encode(image, Profile.lowpass()))

@@ -26,6 +26,15 @@ def client(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def client_without_model(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[TestClient]:
+    settings = receiver_settings(
+        mosquitto, tmp_path, recovery={"iterations": 8, "model_path": tmp_path / "absent.onnx"}
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
 def _post(client: TestClient, payload: bytes, key: str | None = None) -> dict[str, object]:
     headers = {"Content-Type": "application/octet-stream"}
     if key:
@@ -53,13 +62,29 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
     assert datetime.fromisoformat(meta["captured_at"]) == START
     assert meta["stages"]["received"]["available"] is True
     assert meta["stages"]["classical"]["url"].endswith("stage=classical")
+    # The committed network ran, and the metadata names it.
+    assert meta["stages"]["enhanced"]["available"] is True
+    assert meta["stages"]["enhanced"]["url"].endswith("stage=enhanced")
+    assert {"decode", "received", "classical", "enhanced", "encode"} <= set(meta["timings_ms"])
+    assert meta["model_version"] == "dctlink-residual-v1"
+
+
+def test_without_a_model_the_enhanced_stage_says_why(client_without_model: TestClient) -> None:
+    client = client_without_model
+    stored = _post(client, payload_for(unique("cam")))
+    meta = client.get(f"{API}/images/{stored['id']}").json()
     assert meta["stages"]["enhanced"] == {
         "available": False,
         "reason": meta["stages"]["enhanced"]["reason"],
     }
-    assert meta["stages"]["enhanced"]["reason"]
-    assert {"decode", "received", "classical", "encode"} <= set(meta["timings_ms"])
+    assert "absent.onnx" in meta["stages"]["enhanced"]["reason"]
     assert meta["model_version"] is None
+    enhanced = client.get(f"{API}/images/{stored['id']}/content", params={"stage": "enhanced"})
+    assert enhanced.status_code == 404
+    assert enhanced.json()["code"] == "stage_unavailable"
+    # No model installed: reported, but the service is still ready.
+    assert wait_until(lambda: client.get("/readyz").status_code == 200)
+    assert client.get("/readyz").json()["checks"]["model"]["loaded"] is False
 
 
 def test_duplicate_is_acknowledged_and_counted_not_stored_twice(client: TestClient) -> None:
@@ -145,7 +170,7 @@ def test_content_in_each_format_by_query_or_accept(
 ) -> None:
     image_id = _post(client, payload_for(unique("cam")))["id"]
     headers = {"Accept": accept} if accept else {}
-    for stage in ("received", "classical"):
+    for stage in ("received", "classical", "enhanced"):
         response = client.get(
             f"{API}/images/{image_id}/content", params={"stage": stage, **query}, headers=headers
         )
@@ -159,9 +184,7 @@ def test_content_in_each_format_by_query_or_accept(
 def test_content_errors_are_json(client: TestClient) -> None:
     image_id = _post(client, payload_for(unique("cam")))["id"]
     url = f"{API}/images/{image_id}/content"
-    enhanced = client.get(url, params={"stage": "enhanced"})
-    assert enhanced.status_code == 404
-    assert enhanced.json()["code"] == "stage_unavailable"
+    assert client.get(url, params={"stage": "sharpened"}).status_code in (400, 422)
     assert client.get(url, headers={"Accept": "application/json"}).status_code == 406
     assert client.get(url, params={"format": "gif"}).json()["code"] == "invalid_request"
     missing = client.get(f"{API}/images/00000000-0000-0000-0000-000000000000")
@@ -178,8 +201,7 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     ready = client.get("/readyz").json()
     assert ready["checks"]["broker"]["ok"] is True
     assert ready["checks"]["store"]["ok"] is True
-    # No model installed: reported, but the service is still ready.
-    assert ready["checks"]["model"]["loaded"] is False
+    assert ready["checks"]["model"]["loaded"] is True
     text = client.get("/metrics").text
     for name in (
         "dctlink_images_received_total",
