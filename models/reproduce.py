@@ -3,7 +3,7 @@
     python -m models.reproduce [--data DIR] [--only dctlink|dncnn]
 
 Runs the exact training runs behind ``models/MODEL_CARD.md`` (same options, seeds and step
-counts; the step counts are where the original runs' wall-clock budgets ran out) and exports
+counts, each run to its full ``--steps``) and exports
 ``models/dctlink-residual-v1.onnx`` and ``out/export/dncnn-baseline.onnx``. Each run resumes
 from its ``last.pt`` when interrupted, so it can span sessions. On one CPU thread each, as the
 originals ran (side by side on this 2-core machine), expect about an hour per network.
@@ -23,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 RUNS: dict[str, list[str]] = {
     "dctlink": [
         "--arch", "dctlink", "--batch", "8", "--lr", "2e-4", "--epsilon", "0.05",
-        "--steps", "4000", "--epoch-steps", "500", "--threads", "1", "--stop-at", "4000",
+        "--steps", "4000", "--epoch-steps", "500", "--threads", "1",
     ],
     "dncnn": [
         "--arch", "dncnn", "--batch", "8", "--lr", "2e-4", "--epsilon", "0.05",
-        "--steps", "200", "--epoch-steps", "50", "--threads", "1", "--stop-at", "200",
+        "--steps", "200", "--epoch-steps", "50", "--threads", "1",
     ],
 }  # fmt: skip
 

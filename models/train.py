@@ -80,7 +80,6 @@ def batches(
     Few patches per region keep several profiles in every batch: with a whole batch from one
     region (one profile), the network learned to leave every image as it was.
     """
-    per_region = options.region_patches
     while True:
         pairs: list[tuple[Pair, int, int]] = []
         while len(pairs) < options.batch:
@@ -89,7 +88,7 @@ def batches(
             top, left = _aligned(rng, source.shape[0] - size), _aligned(rng, source.shape[1] - size)
             region = augment(source[top : top + size, left : left + size], rng)
             pair = degrade(region, sample_profile(rng, region))
-            for _ in range(min(per_region, options.batch - len(pairs))):
+            for _ in range(min(options.region_patches, options.batch - len(pairs))):
                 room = size - options.patch
                 pairs.append((pair, _aligned(rng, room), _aligned(rng, room)))
         yield tuple(  # type: ignore[misc]  # three stacked tensors
@@ -159,7 +158,7 @@ def validate(model: nn.Module, pairs: Sequence[tuple[str, Pair]]) -> dict[str, f
 def charbonnier(prediction: Tensor, target: Tensor, epsilon: float) -> Tensor:
     """Mean of sqrt(d^2 + eps^2): quadratic for |d| << eps, linear (L1-like) beyond.
 
-    The default eps 0.05 (13 grey levels) keeps nearly every error of a classical
+    ``--epsilon``'s default, 0.05 (13 grey levels), keeps nearly every error of a classical
     reconstruction in the quadratic zone, so training chases the conditional mean, the
     PSNR-optimal answer. With eps 1e-3 (practically L1) the network chased the conditional
     median of the residual, which is zero almost everywhere: on the held-out photographs it

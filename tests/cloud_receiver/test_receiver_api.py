@@ -184,7 +184,9 @@ def test_content_in_each_format_by_query_or_accept(
 def test_content_errors_are_json(client: TestClient) -> None:
     image_id = _post(client, payload_for(unique("cam")))["id"]
     url = f"{API}/images/{image_id}/content"
-    assert client.get(url, params={"stage": "sharpened"}).status_code in (400, 422)
+    unknown_stage = client.get(url, params={"stage": "sharpened"})
+    assert unknown_stage.status_code == 422
+    assert unknown_stage.json()["code"] == "invalid_request"
     assert client.get(url, headers={"Accept": "application/json"}).status_code == 406
     assert client.get(url, params={"format": "gif"}).json()["code"] == "invalid_request"
     missing = client.get(f"{API}/images/00000000-0000-0000-0000-000000000000")
