@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,32 @@ def as_pixels(image: Image.Image | npt.NDArray[Any]) -> Pixels:
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"image must be at least 1x1, got {array.shape[1]}x{array.shape[0]}")
     return array
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """An image after the colour transform and DCT, before quantisation: computed once per
+    image so that rate control re-quantises candidates instead of re-encoding pixels.
+
+    ``coefficients[c]``: float32 ``(blocks_y * blocks_x, 64)`` zigzag DCT of plane c, blocks in
+    raster order; ``shapes[c]``: that plane's ``(blocks_y, blocks_x)``.
+    """
+
+    width: int
+    height: int
+    layout: Layout
+    coefficients: tuple[Float, ...]
+    shapes: tuple[tuple[int, int], ...]
+
+
+def transform(pixels: Pixels, layout: Layout) -> Transformed:
+    """Colour transform, MCU padding and the full 64-band DCT of every plane."""
+    h, w = pixels.shape[:2]
+    coefficients, shapes = [], []
+    for plane in _planes(pixels, layout):
+        shapes.append((plane.shape[0] // 8, plane.shape[1] // 8))
+        coefficients.append(forward_dct(_to_blocks(plane)))
+    return Transformed(w, h, layout, tuple(coefficients), tuple(shapes))
 
 
 def _to_blocks(plane: Float) -> Float:

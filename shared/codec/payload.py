@@ -21,9 +21,17 @@ from shared.codec.coefficients import (
     plane_blocks,
 )
 from shared.codec.errors import PayloadError
-from shared.codec.frontend import analyse, as_pixels, channel_tables, zero_filled_pixels
+from shared.codec.auto import choose_auto, choose_budget
+from shared.codec.frontend import (
+    analyse,
+    as_pixels,
+    channel_tables,
+    transform,
+    zero_filled_pixels,
+)
 from shared.codec.image_id import new_image_id
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
+from shared.codec.reference import reference_jpeg_bytes
 
 MAX_DIMENSION = 65535  # the header holds width and height as u16
 
@@ -46,6 +54,9 @@ class Decoded:
     nothing was received. ``tables[c]``: uint16 ``[8, 8]`` steps in natural order.
     ``retention[c]``: the bands and DCs that actually arrived (fewer than were kept when
     the stream was cut). ``complete`` is False when ``allow_partial`` decoded a cut stream.
+    ``quality`` is the libjpeg quality of the tables, or for ``auto`` the quality promised;
+    None for custom tables. ``reference_jpeg_bytes``: for ``auto``, the size of libjpeg's
+    JPEG of the same image at ``quality``, as the sender measured it (else None).
     """
 
     image_id: uuid.UUID
@@ -62,6 +73,7 @@ class Decoded:
     payload_bytes: int
     complete: bool = True
     band_offsets: tuple[int, ...] = field(default=())
+    reference_jpeg_bytes: int | None = None
 
     @property
     def coefficient_image(self) -> CoefficientImage:
@@ -103,8 +115,12 @@ def encode_coefficients(
     device_id: str,
     image_id: uuid.UUID,
     captured_at_us: int,
+    reference_jpeg_bytes: int | None = None,
 ) -> bytes:
-    """Entropy-code already quantised coefficients into a sealed payload."""
+    """Entropy-code already quantised coefficients into a sealed payload.
+
+    ``quality`` 0 with ``explicit_tables`` says the tables promise no libjpeg quality.
+    """
     segments = entropy.encode_bands(coefficients.channels, coefficients.retention)
     distinct = coefficients.tables[: 1 if coefficients.layout is Layout.GRAY else 2]
     header = wire.Header(
@@ -120,6 +136,7 @@ def encode_coefficients(
         coefficients.retention,
         distinct,
         explicit_tables,
+        reference_jpeg_bytes,
     )
     return wire.seal(wire.pack_header(header, [len(s) for s in segments]) + b"".join(segments))
 
@@ -140,24 +157,41 @@ def encode(
     layout = profile.layout
     if layout is None:
         layout = Layout.GRAY if pixels.ndim == 2 else Layout.YCBCR420
-    if profile.kind is ProfileKind.ADAPTIVE:
-        from shared.codec.rate import choose_lowpass  # noqa: PLC0415 - avoids an import cycle
-
-        assert profile.max_bytes is not None
-        profile = choose_lowpass(pixels, layout, profile.max_bytes, len(device_id.encode()))
-        kind = ProfileKind.ADAPTIVE
-    else:
-        kind = profile.kind
+    identity = uuid.UUID(str(image_id)) if image_id is not None else new_image_id()
+    captured_us = _captured_us(captured_at)
+    reference = None
+    if profile.kind in (ProfileKind.AUTO, ProfileKind.ADAPTIVE):
+        image = transform(pixels, layout)
+        if profile.kind is ProfileKind.AUTO:
+            coefficients = choose_auto(image, profile.quality)
+            reference = reference_jpeg_bytes(pixels, profile.quality)
+            quality = profile.quality
+        else:
+            assert profile.max_bytes is not None
+            overhead = wire.fixed_header_bytes(len(device_id.encode()), layout.channels)
+            coefficients = choose_budget(image, profile.max_bytes, overhead)
+            quality = 0
+        return encode_coefficients(
+            coefficients,
+            profile.kind,
+            quality=quality,
+            explicit_tables=True,
+            device_id=device_id,
+            image_id=identity,
+            captured_at_us=captured_us,
+            reference_jpeg_bytes=reference,
+        )
     tables = channel_tables(layout, *profile.quantisation_tables())
     coefficients = analyse(pixels, layout, tables, _retention(profile, layout))
+    explicit = profile.tables is not None
     return encode_coefficients(
         coefficients,
-        kind,
-        quality=profile.quality,
-        explicit_tables=profile.tables is not None,
+        profile.kind,
+        quality=0 if explicit else profile.quality,
+        explicit_tables=explicit,
         device_id=device_id,
-        image_id=uuid.UUID(str(image_id)) if image_id is not None else new_image_id(),
-        captured_at_us=_captured_us(captured_at),
+        image_id=identity,
+        captured_at_us=captured_us,
     )
 
 
@@ -241,13 +275,14 @@ def decode(
         header.height,
         header.profile,
         header.layout,
-        None if header.explicit_tables else header.quality,
+        header.quality or None,
         tuple(channels),
         header.channel_tables(),
         retention,
         len(data),
         complete,
         tuple(offsets),
+        header.reference_jpeg_bytes,
     )
 
 

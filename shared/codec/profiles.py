@@ -16,6 +16,7 @@ class ProfileKind(IntEnum):
     PAPER = 1
     ADAPTIVE = 2
     LOSSLESS = 3
+    AUTO = 4
 
 
 class Layout(IntEnum):
@@ -47,6 +48,8 @@ class Profile:
 
     ``layout`` None follows the input: gray for HxW images, YCbCr 4:2:0 for colour ones.
     ``tables`` overrides the Annex K tables with (luma, chroma) 64-value natural-order tables.
+    For ``auto``, ``quality`` is a promise rather than a table scale: the receiver's picture is
+    at least as good as a libjpeg JPEG at that quality (see :mod:`shared.codec.auto`).
     """
 
     kind: ProfileKind
@@ -97,6 +100,12 @@ class Profile:
     def adaptive(cls, max_bytes: int = 20000, *, layout: Layout | None = None) -> Profile:
         """Quality and keep counts chosen by the encoder so the payload fits ``max_bytes``."""
         return cls(ProfileKind.ADAPTIVE, 90, 64, 64, 0, max_bytes, layout)
+
+    @classmethod
+    def auto(cls, quality: int = 75, *, layout: Layout | None = None) -> Profile:
+        """At least the quality of a libjpeg JPEG at ``quality``, as the receiver shows it, in
+        the fewest bytes: tables, RD-optimised quantisation and retention chosen per image."""
+        return cls(ProfileKind.AUTO, quality, 64, 64, 0, None, layout)
 
     @classmethod
     def lossless(

@@ -7,21 +7,26 @@ bytes    type         field
 =======  ===========  ==========================================================
 4        ``b"DCTL"``  magic
 1        u8           version (1); checked before anything else is read
-1        u8           profile kind (0 lowpass, 1 paper, 2 adaptive, 3 lossless)
+1        u8           profile kind (0 lowpass, 1 paper, 2 adaptive, 3 lossless, 4 auto)
 1        u8           layout (0 gray, 1 YCbCr 4:2:0, 2 YCbCr 4:4:4)
 1        u8           entropy coder id (1: context-sorted tokens + brotli)
 16       bytes        image id (UUID or ULID, 128 bits)
 8        i64          capture time, microseconds since the Unix epoch, UTC
 2        u16          width in pixels
 2        u16          height in pixels
-1        u8           quality 1..100 the tables were scaled for; 0 for custom tables
-1        u8           flags: bit 0 set when explicit tables follow
+1        u8           quality 1..100: the quality the Annex K tables were scaled for, or
+                      with explicit tables the libjpeg quality the encoder promised to
+                      match (auto); 0 for custom tables that promise nothing
+1        u8           flags: bit 0 set when explicit tables follow, bit 1 set when the
+                      reference JPEG size follows
 1        u8           device id length n (1..255)
 n        UTF-8        device id
 3 per    u8 x 3       per channel: bands kept (1..64), DC mode (0 all, 1 dropped,
 channel               2 anchors), anchor spacing in blocks (0 unless anchors)
 [1+]     u8, tables   if flag 0: table count t (1 or 2), then per table a precision
                       byte (0: 64 x u8, 1: 64 x u16) and 64 steps in natural order
+[varint]  varint      if flag 1: bytes of the libjpeg JPEG (Pillow, optimised Huffman,
+                      4:2:0) of the same image at ``quality``, measured by the sender
 1        u8           bands present B (1..64; fewer than kept when the stream was cut)
 ...      varint x B   byte length of each band's segment in the body
 ...      bytes        body: band 0 of every channel, then band 1, ... (see entropy.py)
@@ -50,6 +55,7 @@ MAGIC = b"DCTL"
 VERSION = 1
 _FIXED = struct.Struct(">4sBBBB16sqHHBBB")
 _CRC = struct.Struct(">I")
+_FLAG_REFERENCE = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Header:
     retention: tuple[Retention, ...]
     tables: tuple[TableArray, ...]
     explicit_tables: bool
+    reference_jpeg_bytes: int | None = None
 
     def channel_tables(self) -> tuple[TableArray, ...]:
         return tuple(self.tables[0 if c == 0 else -1] for c in range(self.layout.channels))
@@ -86,8 +93,9 @@ def pack_header(header: Header, band_sizes: list[int]) -> bytes:
             header.captured_at_us,
             header.width,
             header.height,
-            0 if header.explicit_tables else header.quality,
-            1 if header.explicit_tables else 0,
+            header.quality,
+            (1 if header.explicit_tables else 0)
+            | (0 if header.reference_jpeg_bytes is None else _FLAG_REFERENCE),
             len(device),
         )
     )
@@ -100,6 +108,8 @@ def pack_header(header: Header, band_sizes: list[int]) -> bytes:
             wide = bool(table.max() > 255)
             out.append(int(wide))
             out += table.astype(">u2" if wide else "u1").tobytes()
+    if header.reference_jpeg_bytes is not None:
+        out += write_varint(header.reference_jpeg_bytes)
     out.append(len(band_sizes))
     for size in band_sizes:
         out += write_varint(size)
@@ -151,10 +161,10 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         raise PayloadError(f"unknown profile or layout ({exc})", 5) from exc
     if width == 0 or height == 0:
         raise PayloadError(f"image size {width}x{height} is empty", 32)
-    if flags & ~1:
+    if flags & ~(1 | _FLAG_REFERENCE):
         raise PayloadError(f"unknown header flags {flags:#x}", 37)
     explicit = bool(flags & 1)
-    if not explicit and not 1 <= quality <= 100:
+    if not (explicit and quality == 0) and not 1 <= quality <= 100:
         raise PayloadError(f"quality {quality} is outside 1..100", 36)
     pos = _FIXED.size
     _need(data, pos, device_len, "device id")
@@ -196,6 +206,9 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         tables = tuple(parsed)
     else:
         tables = standard_tables(quality)
+    reference: int | None = None
+    if flags & _FLAG_REFERENCE:
+        reference, pos = read_varint(data, pos)
     _need(data, pos, 1, "band count")
     bands = data[pos]
     pos += 1
@@ -218,8 +231,14 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         tuple(retention),
         tables,
         explicit,
+        reference,
     )
     return ParsedHeader(header, sizes, pos)
+
+
+def fixed_header_bytes(device_bytes: int, channels: int) -> int:
+    """Header bytes that do not depend on the tables or the bands, and the checksum."""
+    return _FIXED.size + device_bytes + 3 * channels + 1 + 1 + _CRC.size
 
 
 def seal(data: bytes) -> bytes:
