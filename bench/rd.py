@@ -1,15 +1,29 @@
-"""Rate-distortion benchmark: payload bytes and quality of every profile against JPEG.
+"""Rate-distortion benchmark: DCTLink's profiles against what a Pi could send instead.
 
     python -m bench.rd [--data DIR] [--out DIR] [--limit N] [--threads N]
-                       [--baseline NAME=MODEL.onnx ...]
+                       [--baseline NAME=MODEL.onnx ...] [--quick] [--codecs NAME,...]
+                       [--qualities Q,...] [--points NAME,...] [--repeats N]
 
-Writes ``rd.csv`` (one row per image and rate point), ``rd.md`` (means per rate point) and
-``rd.png`` (PSNR against bits per pixel). Quality columns are named ``<metric>_<stage>`` after
-the receiver's stages (DESIGN.md section 5): ``received`` (the zero-filled reconstruction),
-``classical`` and ``enhanced`` (cloud_receiver.recovery; ``enhanced`` stays blank while no
-trained model is installed). A stage added to ``STAGES`` gets its columns everywhere;
-``--baseline dncnn=out/export/dncnn.onnx`` adds one for another network run on the same
-classical reconstruction (the model card's DnCNN column).
+Writes ``rd.csv`` (one row per image and DCTLink rate point), ``codecs.csv`` (one row per
+image, other codec and quality: bench.codecs), ``rd.md`` and ``rd.png``. Quality columns are
+named ``<metric>_<stage>`` after the receiver's stages (DESIGN.md section 5): ``received`` (the
+zero-filled reconstruction), ``classical`` and ``enhanced`` (cloud_receiver.recovery;
+``enhanced`` stays blank while no trained model is installed). A stage added to ``STAGES`` gets
+its columns everywhere; ``--baseline dncnn=out/export/dncnn.onnx`` adds one for another network
+run on the same classical reconstruction (the model card's DnCNN column).
+
+``rd.md`` opens with BD-rates against libjpeg-turbo (bench.bdrate, 0.3-2 bpp, PSNR and SSIM)
+for every DCTLink curve (the rate points sharing a name prefix, such as ``lowpass``) at every
+stage and for every other codec, with each one's encode CPU time on a 768x512 image as a
+multiple of libjpeg-turbo's at quality 75 (bench.cputime; ``--repeats`` interleaved rounds,
+0 skips timing). The gray ``paper`` point is left out of the BD-rates: its anchor would be a
+gray JPEG, and no other codec here codes gray. The per-rate-point table follows.
+
+``--quick`` (a couple of minutes on two cores) keeps the first 4 images (unless ``--limit``),
+sweeps each codec over 6 qualities instead of 12, keeps 9 rate points plus 4 ``auto`` ones
+(dropping lowpass-q90-10-3, lossless-q30, the gray paper point and 5 of the 9 ``auto`` points)
+and times 3 rounds instead of 7. ``--codecs``, ``--qualities`` and ``--points`` (names or
+prefixes) narrow a run further; the libjpeg-turbo anchor is always swept.
 """
 
 from __future__ import annotations
@@ -19,15 +33,29 @@ import csv
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench.bdrate import points_by_image, summarise
+from bench.codecs import (
+    BASELINE,
+    BY_NAME,
+    CODEC_FIELDS,
+    CODECS,
+    QUICK_QUALITIES,
+    TIMING_QUALITY,
+    Codec,
+    order,
+    sweep,
+)
+from bench.cputime import interleaved_cpu, timing_image
 from bench.jpeg import Pixels, decode_jpeg, equal_bytes_jpeg, pillow_jpeg, truncated_jpeg_bytes
-from bench.report import write_plot, write_summary
+from bench.report import BdRow, write_plot, write_summary
 from cloud_receiver.recovery import Recovery, Stages
 from cloud_receiver.recovery.network import ModelUnavailableError, load_stage
 from shared.codec import Decoded, Layout, Profile, decode, encode
@@ -92,18 +120,51 @@ def _adaptive(percent: int) -> RatePoint:
     )
 
 
+#: Profile.auto is being added to shared.codec separately: its points join once it exists.
+_AUTO: Callable[..., Profile] | None = getattr(Profile, "auto", None)
+AUTO_QUALITIES: tuple[int, ...] = (20, 30, 40, 50, 60, 75, 85, 90, 95)
+QUICK_AUTO_QUALITIES: tuple[int, ...] = (30, 50, 75, 90)
+
+
+def _auto(factory: Callable[..., Profile], quality: int) -> RatePoint:
+    return RatePoint(f"auto-q{quality}", lambda _: factory(quality=quality))
+
+
 RATE_POINTS: tuple[RatePoint, ...] = (
     _lowpass(28, 10),
     _lowpass(15, 6),
     _lowpass(10, 3),
     _lowpass(6, 1),
+    # q30 and q50 give the lossless curve a span of rates a BD-rate can be taken over.
+    _lossless(30),
+    _lossless(50),
     _lossless(75),
     _lossless(90),
     RatePoint("paper-q50-gray-a8", lambda _: Profile.paper(50, 8, layout=Layout.GRAY)),
     _adaptive(30),
     _adaptive(50),
     _adaptive(70),
+    *(() if _AUTO is None else tuple(_auto(_AUTO, q) for q in AUTO_QUALITIES)),
 )
+
+#: The ``--quick`` subset of :data:`RATE_POINTS`, by name.
+QUICK_POINTS: tuple[str, ...] = (
+    "lowpass-q90-28-10",
+    "lowpass-q90-15-6",
+    "lowpass-q90-6-1",
+    "lossless-q50",
+    "lossless-q75",
+    "lossless-q90",
+    "adaptive-30pct",
+    "adaptive-50pct",
+    "adaptive-70pct",
+    *(f"auto-q{q}" for q in QUICK_AUTO_QUALITIES if _AUTO is not None),
+)
+
+
+def family(point: str) -> str:
+    """The curve a rate point belongs to: its name up to the first '-' (``lowpass``)."""
+    return point.partition("-")[0]
 
 
 def add_network_stage(name: str, model: Path) -> None:
@@ -222,30 +283,138 @@ def default_data() -> Path:
     return kodak if kodak.is_dir() else REPO / "samples"
 
 
-def run(paths: Sequence[Path], out: Path, points: Sequence[RatePoint] = RATE_POINTS) -> list[Row]:
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures besides the images: see the module docstring for ``--quick``."""
+
+    points: tuple[RatePoint, ...] = RATE_POINTS
+    codecs: tuple[Codec, ...] = CODECS
+    #: Every codec's qualities; None keeps each codec's own list.
+    qualities: tuple[int, ...] | None = None
+    #: Interleaved timing rounds; 0 leaves the encode-time column blank.
+    repeats: int = 7
+
+
+def _write(writer: csv.DictWriter[str], columns: Sequence[str], row: Row) -> None:
+    writer.writerow({key: _cell(row.get(key)) for key in columns})
+
+
+def encode_cpu(path: Path, plan: Plan) -> dict[str, float]:
+    """Encode CPU per codec and rate point, as a multiple of the baseline JPEG at quality 75."""
+    if plan.repeats <= 0:
+        return {}
+    pixels = timing_image(load(path))
+    source = Source(path.name, pixels, len(pillow_jpeg(pixels, 90)))
+    # The baseline codec is libjpeg-turbo at quality 75 with optimize=True: the reference.
+    tasks: dict[str, Callable[[], object]] = {
+        codec.name: partial(codec.encode, pixels, TIMING_QUALITY) for codec in plan.codecs
+    }
+    for point in plan.points:
+        # The profile is built outside the timed call: the Pi builds it once, not per frame.
+        tasks[point.name] = partial(encode, pixels, point.profile(source))
+    seconds = interleaved_cpu(tasks, plan.repeats)
+    reference = seconds[BASELINE]
+    return {name: value / reference for name, value in seconds.items()}
+
+
+def bd_rows(rows: Sequence[Row], codec_rows: Sequence[Row], cpu: dict[str, float]) -> list[BdRow]:
+    """One BD-rate row per colour DCTLink curve and stage, then one per other codec."""
+    anchor_rows = [r for r in codec_rows if r["codec"] == BASELINE]
+    anchor = {m: points_by_image(anchor_rows, m) for m in ("psnr", "ssim")}
+    table: list[BdRow] = []
+    colour = [r for r in rows if r["layout"] != "gray"]
+    for curve in dict.fromkeys(family(str(r["rate_point"])) for r in colour):
+        group = [r for r in colour if family(str(r["rate_point"])) == curve]
+        timed = [cpu[p] for p in dict.fromkeys(str(r["rate_point"]) for r in group) if p in cpu]
+        for stage in STAGES:
+            psnr_bd, ssim_bd = (
+                summarise(anchor[m], points_by_image(group, f"{m}_{stage}")) for m in anchor
+            )
+            cost = sum(timed) / len(timed) if timed else None
+            table.append(BdRow(f"DCTLink {curve} ({stage})", psnr_bd, ssim_bd, cost))
+    for codec in dict.fromkeys(str(r["codec"]) for r in codec_rows):
+        group = [r for r in codec_rows if r["codec"] == codec]
+        psnr_bd, ssim_bd = (summarise(anchor[m], points_by_image(group, m)) for m in anchor)
+        table.append(BdRow(BY_NAME[codec].label, psnr_bd, ssim_bd, cpu.get(codec)))
+    return table
+
+
+def run(paths: Sequence[Path], out: Path, plan: Plan | None = None) -> list[Row]:
+    plan = plan or Plan()
+    codecs = order(plan.codecs)
+    sweeps = sum(len(plan.qualities if plan.qualities is not None else c.qualities) for c in codecs)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    codec_rows: list[Row] = []
     with (
         tempfile.TemporaryDirectory(prefix="dctlink-rd-") as tmp,
         open(out / "rd.csv", "w", newline="") as handle,
-        tqdm(total=len(paths) * len(points), unit="point", file=sys.stderr) as progress,
+        open(out / "codecs.csv", "w", newline="") as codec_handle,
+        tqdm(total=len(paths) * (len(plan.points) + sweeps), unit="point", file=sys.stderr) as bar,
     ):
         columns = fields()
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
+        codec_writer = csv.DictWriter(codec_handle, fieldnames=CODEC_FIELDS)
+        codec_writer.writeheader()
         for path in paths:
             pixels = load(path)
             source = Source(path.name, pixels, len(pillow_jpeg(pixels, 90)))
-            for point in points:
-                progress.set_postfix_str(f"{path.name} {point.name}")
+            for point in plan.points:
+                bar.set_postfix_str(f"{path.name} {point.name}")
                 row = measure(source, point, Path(tmp))
-                writer.writerow({key: _cell(row.get(key)) for key in columns})
+                _write(writer, columns, row)
                 handle.flush()
                 rows.append(row)
-                progress.update()
-    write_summary(rows, [p.name for p in points], tuple(STAGES), out / "rd.md")
-    write_plot(rows, tuple(STAGES), out / "rd.png")
+                bar.update()
+            bar.set_postfix_str(f"{path.name} other codecs")
+            swept = sweep(path.name, pixels, codecs, plan.qualities)
+            for row in swept:
+                _write(codec_writer, CODEC_FIELDS, row)
+            codec_handle.flush()
+            codec_rows += swept
+            bar.update(len(swept))
+    cpu = encode_cpu(paths[0], replace(plan, codecs=tuple(codecs)))
+    names = [p.name for p in plan.points]
+    table = bd_rows(rows, codec_rows, cpu)
+    write_summary(rows, names, tuple(STAGES), out / "rd.md", bd=table, cpu=cpu)
+    write_plot(rows, tuple(STAGES), out / "rd.png", codec_rows=codec_rows)
     return rows
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _qualities(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(q) for q in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want comma-separated integers, got {text!r}") from None
+    if not values or not all(1 <= q <= 100 for q in values):
+        raise argparse.ArgumentTypeError(f"want qualities in 1..100, got {text!r}")
+    return values
+
+
+def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
+    """The run's plan from the flags; ``--quick`` picks the defaults the others then narrow."""
+    points = [p for p in RATE_POINTS if p.name in QUICK_POINTS] if args.quick else RATE_POINTS
+    if args.points is not None:
+        wanted = set(_names(args.points))
+        points = [p for p in points if p.name in wanted or family(p.name) in wanted]
+        if not points:
+            parser.error(f"--points {args.points!r} names no rate point")
+    codecs = list(CODECS)
+    if args.codecs is not None:
+        unknown = set(_names(args.codecs)) - set(BY_NAME)
+        if unknown:
+            parser.error(f"--codecs: unknown {sorted(unknown)}; known: {', '.join(BY_NAME)}")
+        codecs = [c for c in CODECS if c.name in _names(args.codecs) or c.name == BASELINE]
+    qualities = args.qualities
+    if qualities is None and args.quick:
+        qualities = QUICK_QUALITIES
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 7)
+    return Plan(tuple(points), tuple(codecs), qualities, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,9 +430,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=MODEL",
         help="also score the ONNX network MODEL as stage NAME (repeatable)",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="4 images, fewer qualities and rate points"
+    )
+    parser.add_argument("--codecs", metavar="NAME,...", help="only these other codecs")
+    parser.add_argument(
+        "--qualities", type=_qualities, metavar="Q,...", help="every codec at these qualities"
+    )
+    parser.add_argument("--points", metavar="NAME,...", help="only these rate points or curves")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="encode timing rounds (0: no timing)"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder")
+    plan = _plan(parser, args)
     global _threads  # noqa: PLW0603 - read by the stages when they load their models
     _threads = args.threads
     added: list[str] = []
@@ -277,14 +458,16 @@ def main(argv: list[str] | None = None) -> int:
             except ModelUnavailableError as error:
                 parser.error(f"--baseline {baseline!r}: {error.reason}")
             added.append(name)
-        paths = images_in(args.data, args.limit)
+        limit = args.limit if args.limit is not None or not args.quick else 4
+        paths = images_in(args.data, limit)
         if not paths:
             parser.error(f"no images in {args.data}")
-        run(paths, args.out)
+        run(paths, args.out, plan)
     finally:
         for name in added:  # the stages table is module state; leave it as it was
             del STAGES[name]
-    print(f"wrote {args.out / 'rd.csv'}, {args.out / 'rd.md'}, {args.out / 'rd.png'}")
+    written = ", ".join(str(args.out / f) for f in ("rd.csv", "codecs.csv", "rd.md", "rd.png"))
+    print(f"wrote {written}")
     return 0
 
 

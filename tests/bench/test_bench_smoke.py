@@ -10,15 +10,18 @@ import pytest
 from PIL import Image
 
 from bench import rd, speed
+from bench.codecs import BASELINE, BY_NAME, CODECS
 from bench.jpeg import truncated_jpeg_bytes
 from shared.codec import Layout, Profile, decode, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+#: Two qualities and no timing keep the other codecs' part to seconds (timing: its own test).
+FAST = ["--qualities", "30,75", "--repeats", "0"]
 
 
 def test_rd_writes_csv_summary_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "rd"
-    assert rd.main(["--data", str(SAMPLES), "--out", str(out), "--limit", "1"]) == 0
+    assert rd.main(["--data", str(SAMPLES), "--out", str(out), "--limit", "1", *FAST]) == 0
     assert (out / "rd.md").stat().st_size > 0
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "rd.csv", newline="") as handle:
@@ -30,11 +33,47 @@ def test_rd_writes_csv_summary_and_plot(tmp_path: Path) -> None:
         assert 0 < float(row["ssim_received"]) <= 1
         assert float(row["ratio_to_truncated_jpeg"]) > 0
     lossless = {r["rate_point"]: r for r in rows if r["profile"] == "lossless"}
-    assert set(lossless) == {"lossless-q75", "lossless-q90"}
+    assert set(lossless) == {"lossless-q30", "lossless-q50", "lossless-q75", "lossless-q90"}
     assert all(float(r["ratio_to_jpeg"]) > 0 for r in lossless.values())
     summary = (out / "rd.md").read_text()
     assert "lossless q75 payload / Pillow JPEG q75" in summary
     assert "lowpass q90 (15, 6) payload / JPEG of the same truncated coefficients" in summary
+    _check_codecs_and_bd_rates(out)
+
+
+def _bd_table(summary: str) -> dict[str, list[str]]:
+    """The BD-rate table's cells by curve name."""
+    block = summary.partition("## BD-rate against libjpeg-turbo")[2]
+    block = block.partition("## Per rate point")[0]
+    lines = [line for line in block.splitlines() if line.startswith("| ")][1:]
+    return {
+        cells[0]: cells[1:]
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)
+    }
+
+
+def _check_codecs_and_bd_rates(out: Path) -> None:
+    """codecs.csv has every codec at both qualities; rd.md a BD-rate row for every curve."""
+    with open(out / "codecs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["codec"], r["quality"]) for r in rows] == [
+        (c.name, q) for c in CODECS for q in ("30", "75")
+    ]
+    by_key = {(r["codec"], r["quality"]): r for r in rows}
+    for quality in ("30", "75"):
+        # Lepton is lossless on the baseline JPEG: same pixels, fewer bytes.
+        lepton, jpeg = by_key[("lepton", quality)], by_key[(BASELINE, quality)]
+        assert lepton["psnr"] == jpeg["psnr"]
+        assert int(lepton["bytes"]) < int(jpeg["bytes"])
+    table = _bd_table((out / "rd.md").read_text())
+    for codec in CODECS:
+        assert codec.label in table
+        assert table[codec.label][-1] == "-"  # encode CPU: not timed with --repeats 0
+    assert table[CODECS[0].label][0] == "+0.0%"
+    for curve in {rd.family(p.name) for p in rd.RATE_POINTS} - {"paper"}:
+        for stage in rd.STAGES:
+            assert f"DCTLink {curve} ({stage})" in table
+    assert not any("paper" in curve for curve in table)  # gray: no colour anchor
 
 
 def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) -> None:
@@ -49,6 +88,11 @@ def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) ->
         str(out),
         "--limit",
         "1",
+        "--points",
+        "lowpass-q90-15-6,lossless-q75,paper,adaptive-50pct",
+        "--codecs",
+        BASELINE,
+        *FAST,
         "--baseline",
         f"twin={model}",
     ]
@@ -58,10 +102,25 @@ def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) ->
         rows = list(csv.DictReader(handle))
     for row in rows:
         assert row["psnr_enhanced"]
-        assert row["psnr_twin"] == row["psnr_enhanced"]
+        # Where the model's gate keeps the network off (recovery.gate), the receiver's enhanced
+        # stage is the classical image; the ungated twin still runs the network there.
+        gated_off = row["psnr_enhanced"] == row["psnr_classical"]
+        assert gated_off or row["psnr_twin"] == row["psnr_enhanced"]
+    assert any(r["psnr_twin"] == r["psnr_enhanced"] != r["psnr_classical"] for r in rows)
     assert "PSNR twin" in (out / "rd.md").read_text()
     with pytest.raises(SystemExit):
         rd.main([*argv[:-1], "twin=" + str(tmp_path / "absent.onnx")])
+
+
+def test_encode_cpu_is_a_multiple_of_the_baseline_jpeg() -> None:
+    plan = rd.Plan(
+        points=(rd.RATE_POINTS[1],), codecs=(BY_NAME[BASELINE], BY_NAME["lepton"]), repeats=2
+    )
+    ratios = rd.encode_cpu(sorted(SAMPLES.glob("*.png"))[0], plan)
+    assert set(ratios) == {BASELINE, "lepton", rd.RATE_POINTS[1].name}
+    assert ratios[BASELINE] == 1.0
+    assert ratios["lepton"] > 1.0  # the baseline JPEG and then Lepton on top
+    assert ratios[rd.RATE_POINTS[1].name] > 0
 
 
 def test_optimised_truncated_jpeg_is_smaller(tmp_path: Path) -> None:
@@ -84,3 +143,24 @@ def test_speed_runs_with_one_repeat(capsys: pytest.CaptureFixture[str]) -> None:
     assert "64x48" in printed
     assert "lossless q90" in printed
     assert "max RSS" in printed
+
+
+def test_rate_points_are_unique_and_grouped_into_curves() -> None:
+    names = [p.name for p in rd.RATE_POINTS]
+    assert len(set(names)) == len(names)
+    assert set(rd.QUICK_POINTS) <= set(names)
+    assert rd.family("lowpass-q90-15-6") == "lowpass"
+    auto = [n for n in names if rd.family(n) == "auto"]
+    # The auto points appear exactly when shared.codec has Profile.auto.
+    expected = [f"auto-q{q}" for q in rd.AUTO_QUALITIES] if hasattr(Profile, "auto") else []
+    assert auto == expected
+
+
+def test_rd_rejects_unknown_codecs_and_points(tmp_path: Path) -> None:
+    base = ["--data", str(SAMPLES), "--out", str(tmp_path), "--limit", "1"]
+    with pytest.raises(SystemExit):
+        rd.main([*base, "--codecs", "gif"])
+    with pytest.raises(SystemExit):
+        rd.main([*base, "--points", "nothing"])
+    with pytest.raises(SystemExit):
+        rd.main([*base, "--qualities", "0,300"])
