@@ -3,7 +3,9 @@
 ``received`` is the codec's zero-filled preview, ``classical`` the interval-constrained
 reconstruction (:mod:`.classical`, with global DC estimation for the ``paper`` profile), and
 ``enhanced`` the ONNX residual network on top of it (:mod:`.network`), or None while no model
-is installed. The service calls :class:`Recovery` only::
+is installed. Where the model's gate (:mod:`.gate`, a sidecar JSON next to the ``.onnx``) says
+the network makes a kind of payload worse, ``enhanced`` is the classical image and
+``enhanced_note`` says why. The service calls :class:`Recovery` only::
 
     recovery = Recovery(model_path=Path("models/dctlink-residual-v1.onnx"), threads=2)
     stages = recovery.run(decode(payload))
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud_receiver.recovery.classical import SmoothingParameters, recover
+from cloud_receiver.recovery.gate import Gate, load_gate, sidecar_path
 from cloud_receiver.recovery.network import ModelUnavailableError, NetworkStage, load_stage
 from shared.codec import Decoded, ProfileKind
 
@@ -31,7 +34,14 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "dctlink-r
 
 @dataclass(frozen=True)
 class Stages:
-    """The reconstructions of one payload; images are HxWx3 uint8, or HxW for gray payloads."""
+    """The reconstructions of one payload; images are HxWx3 uint8, or HxW for gray payloads.
+
+    ``model_version`` names the loaded model whether or not it ran on this payload: when the
+    gate kept it off, ``enhanced`` is ``classical`` itself, ``enhanced_note`` says why (and
+    ``timings_s`` has no ``enhanced`` entry, since nothing ran). ``enhanced_note`` is None
+    whenever the network did run, or when there is no network (then ``enhanced`` is None and
+    ``enhanced_unavailable_reason`` says why).
+    """
 
     received: npt.NDArray[np.uint8]
     classical: npt.NDArray[np.uint8]
@@ -39,6 +49,7 @@ class Stages:
     timings_s: dict[str, float] = field(default_factory=dict)
     model_version: str | None = None
     enhanced_unavailable_reason: str | None = None
+    enhanced_note: str | None = None
 
 
 def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingParameters | None:
@@ -66,9 +77,13 @@ class Recovery:
         self._iterations = iterations
         path = model_path if model_path is not None else DEFAULT_MODEL_PATH
         self._network: NetworkStage | None = None
+        self._gate: Gate | None = None
         self._unavailable: str | None = None
         try:
-            self._network = load_stage(path, threads=threads)
+            network = load_stage(path, threads=threads)
+            # No sidecar: the network runs on every payload, as before gates existed.
+            self._gate = load_gate(sidecar_path(path), network.version)
+            self._network = network
         except ModelUnavailableError as error:
             self._unavailable = error.reason
 
@@ -79,7 +94,9 @@ class Recovery:
     @property
     def network_detail(self) -> str:
         if self._network is not None:
-            return f"model {self._network.version} loaded"
+            skipped = self._gate.skipped if self._gate is not None else ()
+            off = f"; gated off for {', '.join(skipped)}" if skipped else ""
+            return f"model {self._network.version} loaded{off}"
         return self._unavailable or "network stage unavailable"
 
     @property
@@ -96,7 +113,10 @@ class Recovery:
         classical = received if parameters is None else recover(decoded, parameters)
         timings["classical"] = time.perf_counter() - start
         enhanced = None
-        if self._network is not None:
+        note = self._gate.skip_note(decoded) if self._gate is not None else None
+        if self._network is not None and note is not None:
+            enhanced = classical
+        elif self._network is not None:
             start = time.perf_counter()
             enhanced = self._network.enhance(classical, decoded)
             timings["enhanced"] = time.perf_counter() - start
@@ -107,4 +127,5 @@ class Recovery:
             timings_s=timings,
             model_version=self.model_version,
             enhanced_unavailable_reason=self._unavailable,
+            enhanced_note=note,
         )

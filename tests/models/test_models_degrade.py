@@ -54,7 +54,9 @@ def test_profiles_are_drawn_over_the_issues_ranges(region: np.ndarray) -> None:
     rng = np.random.default_rng(3)
     drawn = [sample_profile(rng, region) for _ in range(400)]
     kinds = {p.kind for p in drawn}
-    assert kinds == set(ProfileKind)
+    # v1's training drew the four kinds of issue 6; auto came later and is covered by the
+    # gate's measurement (models/gate.py), not by training pairs.
+    assert kinds == set(ProfileKind) - {ProfileKind.AUTO}
     for p in drawn:
         if p.kind is ProfileKind.LOWPASS:
             assert 50 <= p.quality <= 95
