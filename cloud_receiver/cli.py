@@ -106,6 +106,7 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
         "profile": decoded.profile.name.lower(),
         "stages": sorted(pixels),
         "enhanced_unavailable_reason": stages.enhanced_unavailable_reason,
+        "enhanced_note": stages.enhanced_note,
         "timings_ms": {k: round(v * 1000, 1) for k, v in stages.timings_s.items()},
     }
     print(json.dumps(summary))

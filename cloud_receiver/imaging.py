@@ -1,10 +1,14 @@
-"""Image encodings the API serves, and the equivalent-JPEG estimate; pure (bytes in, bytes out).
+"""Image encodings the API serves, and the JPEG a payload is compared with; pure (bytes in,
+bytes out).
 
-The equivalent-JPEG estimate (``jpeg_bytes`` in image metadata) is the size of the JPEG that
-libjpeg (through Pillow) writes for the best available stage at the payload's quality with 4:2:0
-chroma (4:4:4 does not apply to gray): what sending a plain JPEG of the same picture would have
-cost, so ``payload_bytes / jpeg_bytes`` is the saving. It is an estimate: the camera's own JPEG
-encoder and settings may differ.
+``jpeg_bytes`` in image metadata is the size of that JPEG, and ``jpeg_bytes_basis`` says which
+JPEG it is (:func:`equivalent_jpeg`). An auto payload carries the sender's own measurement:
+libjpeg's JPEG of the original at the promised quality, which the received picture matches
+or beats, so ``jpeg_bytes / payload_bytes`` is the saving at equal quality. Other payloads
+promise no picture quality, so the receiver estimates: the JPEG libjpeg (through Pillow)
+writes for the best available stage at the payload's table quality (90 for tables that name
+none) with 4:2:0 chroma (4:4:4 does not apply to gray). That compares settings, not pictures:
+a lowpass payload at quality 75 looks worse than the JPEG at 75 it is compared with.
 
 Stage PNGs are working files written for every image, so :func:`png_bytes` trades a little size
 for speed: every row "Up"-filtered in one numpy step, then zlib level 1. On the bench's 768x512
@@ -24,11 +28,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from cloud_receiver.store.base import JpegBasis
+
 Format = Literal["png", "jpeg", "webp"]
 MEDIA_TYPES: dict[Format, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 #: Quality of JPEG/WebP conversions served by the API (not the estimate, which uses the payload's).
 SERVE_QUALITY = 90
-#: The estimate's quality when a payload carries its own tables instead of a quality factor.
+#: The estimate's quality when a payload carries its own tables instead of a quality factor
+#: (the "assumed_quality_90" basis names it).
 DEFAULT_QUALITY = 90
 
 
@@ -88,6 +95,21 @@ def equivalent_jpeg_bytes(pixels: npt.NDArray[np.uint8], quality: int | None) ->
         buffer, "JPEG", quality=quality or DEFAULT_QUALITY, subsampling=2, optimize=False
     )
     return buffer.tell()
+
+
+def equivalent_jpeg(
+    best: npt.NDArray[np.uint8], quality: int | None, reference_jpeg_bytes: int | None
+) -> tuple[int, JpegBasis]:
+    """``jpeg_bytes`` and its basis for a payload of ``quality`` whose best stage is ``best``.
+
+    ``reference_jpeg_bytes`` is the sender's measurement (auto payloads); when it is there
+    nothing is estimated here.
+    """
+    if reference_jpeg_bytes is not None:
+        return reference_jpeg_bytes, "equal_quality"
+    if quality is not None:
+        return equivalent_jpeg_bytes(best, quality), "same_quality_setting"
+    return equivalent_jpeg_bytes(best, DEFAULT_QUALITY), "assumed_quality_90"
 
 
 def negotiate(accept: str | None) -> Format | None:

@@ -2,6 +2,12 @@
 
 Each app gets its own registry (not the process-global one), so several apps in one process
 (tests) never collide and ``/metrics`` shows exactly this receiver.
+
+The two byte counters carry the ``basis`` of each image's ``jpeg_bytes`` (``equal_quality``,
+``same_quality_setting``, ``assumed_quality_90``), so a saving is computed within one basis:
+``payload_bytes_received_total{basis="equal_quality"}`` over
+``equivalent_jpeg_bytes_total{basis="equal_quality"}`` is the saving at equal picture quality;
+a sum over all bases mixes it with comparisons of settings.
 """
 
 from __future__ import annotations
@@ -21,12 +27,16 @@ class Metrics:
         )
         self.payload_bytes = Counter(
             "dctlink_payload_bytes_received_total",
-            "Payload bytes of stored images (as received)",
+            "Payload bytes of stored images (as received), by the basis of their JPEG size",
+            ["basis"],
             registry=r,
         )
         self.jpeg_bytes = Counter(
             "dctlink_equivalent_jpeg_bytes_total",
-            "Bytes the same images would have taken as libjpeg JPEGs (estimate)",
+            "Bytes of the JPEGs the same images are compared with, by basis: equal_quality"
+            " (measured by the sender at the promised quality) or an estimate at the quality"
+            " setting",
+            ["basis"],
             registry=r,
         )
         self.malformed = Counter(

@@ -1,7 +1,10 @@
 """``python -m demo codec``: the codec round trip on the sample images, no services needed.
 
-For each image: payload bytes against a libjpeg (Pillow) JPEG of the same quality, and the PSNR
-of the zero-filled reconstruction the receiver starts from.
+For each image: payload bytes against the libjpeg (Pillow) JPEG it is compared with, and the
+PSNR of the zero-filled reconstruction the receiver starts from. With ``auto`` (the default)
+that JPEG is the one of equal quality (the sender's own measurement, read from the payload);
+with ``lowpass`` it is libjpeg's JPEG at the same quality setting, whose picture is better
+than the payload's, so its ratio is no saving at equal quality.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from shared.codec import Profile, decode, encode
@@ -21,28 +25,45 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", type=Path, help="images to encode (default: samples/)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality factor 1..100")
-    parser.add_argument("--luma-keep", type=int, default=15, help="zigzag bands kept for luma")
-    parser.add_argument("--chroma-keep", type=int, default=6, help="zigzag bands kept for chroma")
+    parser.add_argument(
+        "--profile",
+        choices=["auto", "lowpass"],
+        default="auto",
+        help="auto: at least the quality of a JPEG at --quality in the fewest bytes (default);"
+        " lowpass: the first K zigzag bands at --quality tables",
+    )
+    parser.add_argument(
+        "--quality", type=int, default=75, help="libjpeg quality 1..100 (default 75)"
+    )
+    parser.add_argument("--luma-keep", type=int, default=15, help="lowpass: bands kept for luma")
+    parser.add_argument("--chroma-keep", type=int, default=6, help="lowpass: bands kept for chroma")
+
+
+def _jpeg_bytes(rgb: npt.NDArray[np.uint8], quality: int) -> int:
+    jpeg = io.BytesIO()
+    Image.fromarray(rgb).save(jpeg, "JPEG", quality=quality, optimize=True)
+    return jpeg.tell()
 
 
 def run(args: argparse.Namespace) -> int:
     paths: list[Path] = args.images or sorted(SAMPLES.glob("*.png"))
     if not paths:
         raise SystemExit(f"python -m demo codec: no images given and none found in {SAMPLES}")
-    profile = Profile.lowpass(args.quality, args.luma_keep, args.chroma_keep)
-    print(
-        f"{'image':<24}{'payload':>9}{'JPEG q' + str(args.quality):>10}{'ratio':>7}{'PSNR dB':>9}"
-    )
+    if args.profile == "auto":
+        profile = Profile.auto(args.quality)
+        compared = f"JPEG q{args.quality} (equal quality)"
+    else:
+        profile = Profile.lowpass(args.quality, args.luma_keep, args.chroma_keep)
+        compared = f"JPEG q{args.quality} (quality not matched)"
+    print(compared)
+    print(f"{'image':<24}{'payload':>9}{'JPEG':>9}{'ratio':>7}{'PSNR dB':>9}")
     for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         payload = encode(rgb, profile, device_id="demo")
-        jpeg = io.BytesIO()
-        Image.fromarray(rgb).save(jpeg, "JPEG", quality=args.quality, optimize=True)
-        received = decode(payload).to_rgb()
-        ratio = len(payload) / jpeg.tell()
+        decoded = decode(payload)
+        jpeg = decoded.reference_jpeg_bytes or _jpeg_bytes(rgb, args.quality)
         print(
-            f"{path.name:<24}{len(payload):>9}{jpeg.tell():>10}{ratio:>7.2f}"
-            f"{psnr(rgb, received):>9.2f}"
+            f"{path.name:<24}{len(payload):>9}{jpeg:>9}{len(payload) / jpeg:>7.2f}"
+            f"{psnr(rgb, decoded.to_rgb()):>9.2f}"
         )
     return 0

@@ -57,17 +57,37 @@ class SpoolSettings(Section):
 
 
 class EncodeSettings(Section):
-    profile: Literal["lowpass", "paper", "adaptive", "lossless"] = Field(
-        default="lowpass", description="Retention profile (DESIGN.md section 2)"
+    """How frames become payloads.
+
+    ``quality`` is one libjpeg quality for every profile, so the same number means the same
+    picture wherever it can: for ``auto`` it is a promise (the receiver's picture is at least
+    as good as a libjpeg JPEG at that quality); for lowpass, paper and lossless it scales their
+    Annex K tables, as libjpeg does (lossless at 75 is exactly the JPEG at 75; lowpass and
+    paper keep fewer coefficients, so their picture is worse than that JPEG). Its default is
+    75, libjpeg's own; before ``auto`` it was 90, so set 90 to keep the old lowpass/lossless
+    payloads. adaptive ignores it (its knob is ``max_bytes``).
+    """
+
+    profile: Literal["auto", "lowpass", "paper", "adaptive", "lossless"] = Field(
+        default="auto",
+        description="Retention profile: auto, lowpass, paper, adaptive or lossless (DESIGN.md"
+        " section 2); auto meets the quality in the fewest bytes",
     )
-    quality: int = Field(default=90, ge=1, le=100, description="JPEG quality of the tables")
+    quality: int = Field(
+        default=75,
+        ge=1,
+        le=100,
+        description="libjpeg quality: auto promises a picture at least as good as a JPEG at it;"
+        " lowpass, paper and lossless scale their tables by it; adaptive ignores it",
+    )
     luma_keep: int = Field(default=15, ge=1, le=64, description="lowpass: luma bands kept")
     chroma_keep: int = Field(default=6, ge=1, le=64, description="lowpass: chroma bands kept")
     anchor_every: int = Field(default=8, ge=1, le=255, description="paper: DC anchor spacing")
     max_bytes: int = Field(default=20000, ge=64, description="adaptive: byte budget per image")
     use_source_tables: bool = Field(
         default=True,
-        description="For JPEG input, quantise with the file's own tables (lowpass, lossless)",
+        description="For JPEG input, quantise with the file's own tables (lowpass, lossless;"
+        " auto picks its own)",
     )
 
 

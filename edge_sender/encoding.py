@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from edge_sender.config import EncodeSettings
 from edge_sender.sources import Frame
-from shared.codec import Profile, encode
+from shared.codec import DecodeLimits, Profile, ProfileKind, decode, encode
 from shared.codec.image_id import new_image_id
+
+# The sender reads back its own payload, so the receiver's limits do not apply: any size
+# encode accepts must decode (the header stores each side as u16).
+_OWN_PAYLOADS = DecodeLimits(
+    max_width=65535, max_height=65535, max_pixels=65535 * 65535, max_payload_bytes=2**62
+)
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """One payload and what it is worth.
+
+    ``reference_jpeg_bytes``: for ``auto`` payloads, the size of libjpeg's JPEG of the same
+    image at the promised quality (the sender measured it while encoding; it travels in the
+    payload's header). None for the other profiles, whose quality no JPEG is known to match.
+    """
+
+    image_id: uuid.UUID
+    payload: bytes
+    reference_jpeg_bytes: int | None
 
 
 def profile_for(settings: EncodeSettings, frame: Frame | None = None) -> Profile:
@@ -17,9 +38,12 @@ def profile_for(settings: EncodeSettings, frame: Frame | None = None) -> Profile
     (lowpass and lossless), so the payload adds no second generation of quantisation loss.
     The coefficients are still re-derived from the decoded pixels (Pillow gives pixels, not
     coefficients), so they can differ from the file's by the rounding of its IDCT, not more.
+    ``auto`` ignores them: its promise is about the picture, and it chooses its own tables.
     """
     tables = frame.jpeg_tables if frame is not None and settings.use_source_tables else None
     match settings.profile:
+        case "auto":
+            return Profile.auto(settings.quality)
         case "lowpass":
             return Profile.lowpass(
                 settings.quality, settings.luma_keep, settings.chroma_keep, tables=tables
@@ -32,14 +56,20 @@ def profile_for(settings: EncodeSettings, frame: Frame | None = None) -> Profile
             return Profile.lossless(settings.quality, tables=tables)
 
 
-def encode_frame(frame: Frame, settings: EncodeSettings, device_id: str) -> tuple[uuid.UUID, bytes]:
-    """A fresh time-ordered image id and the payload that carries it."""
+def encode_frame(frame: Frame, settings: EncodeSettings, device_id: str) -> EncodedFrame:
+    """A fresh time-ordered image id, the payload that carries it and its reference size."""
     image_id = new_image_id()
+    profile = profile_for(settings, frame)
     payload = encode(
         frame.image,
-        profile_for(settings, frame),
+        profile,
         device_id=device_id,
         image_id=image_id,
         captured_at=frame.captured_at,
     )
-    return image_id, payload
+    reference = None
+    if profile.kind is ProfileKind.AUTO:
+        # Read from the payload rather than measured again: encode already ran libjpeg once,
+        # and decoding costs a fraction of the encode.
+        reference = decode(payload, limits=_OWN_PAYLOADS).reference_jpeg_bytes
+    return EncodedFrame(image_id, payload, reference)

@@ -98,10 +98,16 @@ class Sender:
 
     def accept(self, frame: Frame) -> uuid.UUID:
         """Encode and durably spool one frame; when this returns the image will be delivered."""
-        image_id, payload = encode_frame(frame, self.settings.encode, self.settings.device_id)
+        encoded = encode_frame(frame, self.settings.encode, self.settings.device_id)
+        image_id, payload = encoded.image_id, encoded.payload
         captured_us = int(frame.captured_at.timestamp() * 1_000_000)
         _, dropped = self.spool.put(
-            image_id, captured_us, frame.source, frame.source_bytes, payload
+            image_id,
+            captured_us,
+            frame.source,
+            frame.source_bytes,
+            payload,
+            reference_jpeg_bytes=encoded.reference_jpeg_bytes,
         )
         for gone in dropped:
             log.warning(
@@ -126,6 +132,7 @@ class Sender:
                     "source": frame.source,
                     "payload_bytes": len(payload),
                     "source_bytes": frame.source_bytes,
+                    "equal_quality_jpeg_bytes": encoded.reference_jpeg_bytes,
                     "spool_depth": self.spool.depth()[0],
                 }
             },
@@ -160,12 +167,21 @@ class Sender:
         log.info("sender stopped", extra={"fields": self.status()})
 
     def status(self) -> dict[str, Any]:
-        """Operator figures for the retained status message and the logs (DESIGN.md 4)."""
+        """Operator figures for the retained status message and the logs (DESIGN.md 4).
+
+        Two savings, each named by what it compares with: ``payload_to_source_ratio`` is
+        every published payload against the files or snapshots it came from (whatever
+        their quality); ``payload_to_equal_quality_jpeg_ratio`` is the auto payloads
+        against libjpeg's JPEG of the same images at the promised quality (null until
+        one is published), the saving at a picture at least as good.
+        """
         depth, depth_bytes = self.spool.depth()
         with self._counters_lock:
             counters = dict(self._counters)
         last = counters.pop("last_publish_us")
         payload, source = counters["payload_bytes_total"], counters["source_bytes_total"]
+        compared = counters["equal_quality_payload_bytes_total"]
+        reference = counters["equal_quality_jpeg_bytes_total"]
         return {
             "version": VERSION,
             "spool_depth": depth,
@@ -175,6 +191,9 @@ class Sender:
             ),
             **counters,
             "payload_to_source_ratio": round(payload / source, 4) if source else None,
+            "payload_to_equal_quality_jpeg_ratio": (
+                round(compared / reference, 4) if reference else None
+            ),
         }
 
     # -- the pump thread ---------------------------------------------------------------------

@@ -5,6 +5,11 @@ transaction, so an image the sender has reported accepted survives ``kill -9`` a
 and readers never block the writer. Rows leave only through ``ack`` (after PUBACK) or through
 the size bound, which drops the oldest and counts it in the ``counters`` table, so the count
 survives restarts too. Order is capture order (``captured_us``, then arrival ``seq``).
+
+``reference_jpeg_bytes`` (auto payloads: libjpeg's JPEG of the same image at the promised
+quality) is summed on publish, with the payload bytes of the same images, so the status can
+compare a payload with the JPEG of equal quality rather than with the camera's file. A spool
+written before that column existed gains it on open (its rows have no reference: NULL).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ CREATE TABLE IF NOT EXISTS images (
     captured_us INTEGER NOT NULL,
     source TEXT NOT NULL,
     source_bytes INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    reference_jpeg_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us, seq);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -35,6 +41,8 @@ COUNTERS = (
     "published_total",
     "payload_bytes_total",
     "source_bytes_total",
+    "equal_quality_payload_bytes_total",
+    "equal_quality_jpeg_bytes_total",
     "dropped_total",
     "last_publish_us",
 )
@@ -79,6 +87,9 @@ class Spool:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(images)")}
+        if "reference_jpeg_bytes" not in columns:
+            self._db.execute("ALTER TABLE images ADD COLUMN reference_jpeg_bytes INTEGER")
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM images"
         ).fetchone()
@@ -97,7 +108,14 @@ class Spool:
             self._db.close()
 
     def put(
-        self, image_id: uuid.UUID, captured_us: int, source: str, source_bytes: int, payload: bytes
+        self,
+        image_id: uuid.UUID,
+        captured_us: int,
+        source: str,
+        source_bytes: int,
+        payload: bytes,
+        *,
+        reference_jpeg_bytes: int | None = None,
     ) -> tuple[int, list[Dropped]]:
         """Store one payload durably; returns its seq and whatever the size bound dropped."""
         if len(payload) > self.max_bytes:
@@ -109,9 +127,17 @@ class Spool:
             try:
                 dropped = self._make_room(len(payload))
                 cursor = self._db.execute(
-                    "INSERT INTO images (image_id, captured_us, source, source_bytes, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (str(image_id), captured_us, source, source_bytes, payload),
+                    "INSERT INTO images"
+                    " (image_id, captured_us, source, source_bytes, payload, reference_jpeg_bytes)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        str(image_id),
+                        captured_us,
+                        source,
+                        source_bytes,
+                        payload,
+                        reference_jpeg_bytes,
+                    ),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -164,9 +190,12 @@ class Spool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                count, size, source = self._db.execute(
+                count, size, source, compared, reference = self._db.execute(
                     "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0),"
-                    f" COALESCE(SUM(source_bytes), 0) FROM images WHERE seq IN ({marks})",
+                    " COALESCE(SUM(source_bytes), 0),"
+                    " COALESCE(SUM(CASE WHEN reference_jpeg_bytes IS NOT NULL"
+                    " THEN LENGTH(payload) END), 0),"
+                    f" COALESCE(SUM(reference_jpeg_bytes), 0) FROM images WHERE seq IN ({marks})",
                     seqs,
                 ).fetchone()
                 self._db.execute(f"DELETE FROM images WHERE seq IN ({marks})", seqs)
@@ -175,6 +204,8 @@ class Spool:
                         "published_total": count,
                         "payload_bytes_total": size,
                         "source_bytes_total": source,
+                        "equal_quality_payload_bytes_total": compared,
+                        "equal_quality_jpeg_bytes_total": reference,
                     }
                 )
                 self._db.execute(

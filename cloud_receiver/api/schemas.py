@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord
+from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord, JpegBasis
 
 API = "/api/v1"
 
@@ -34,12 +34,27 @@ class ImageOut(BaseModel):
     layout: str
     payload_bytes: int
     jpeg_bytes: int | None = Field(
-        description="Equivalent-JPEG estimate: size of a libjpeg (Pillow) JPEG of the best"
-        " available stage at the payload's quality with 4:2:0 chroma"
+        description="Size of the JPEG this payload is compared with; jpeg_bytes_basis says"
+        " which JPEG that is"
+    )
+    jpeg_bytes_basis: JpegBasis | None = Field(
+        description="equal_quality: libjpeg's JPEG (4:2:0, optimised Huffman) of the original"
+        " at the quality an auto payload promises, measured by the sender; the received picture"
+        " is at least as good as it. same_quality_setting: the receiver's estimate, a libjpeg"
+        " JPEG (4:2:0) of the best stage at the payload's table quality; settings are compared,"
+        " not pictures (lowpass and paper look worse than that JPEG). assumed_quality_90: the"
+        " same estimate at quality 90, for tables that promise no quality (adaptive, a JPEG"
+        " input's own tables). null when no JPEG size is known"
     )
     stages: dict[str, StageAvailable | StageMissing]
     timings_ms: dict[str, float]
     model_version: str | None
+    enhanced_note: str | None = Field(
+        default=None,
+        description="Why the enhanced stage is the classical image: the model's gate keeps the"
+        " network off for this kind of payload, where it measured worse than classical"
+        " (model_version still names the loaded model). null when the network ran",
+    )
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageOut:
@@ -63,9 +78,11 @@ class ImageOut(BaseModel):
             layout=record.layout,
             payload_bytes=record.payload_bytes,
             jpeg_bytes=record.jpeg_bytes,
+            jpeg_bytes_basis=record.jpeg_bytes_basis,
             stages=stages,
             timings_ms={k: round(v * 1000, 3) for k, v in record.timings_s.items()},
             model_version=record.model_version,
+            enhanced_note=record.enhanced_note,
         )
 
 

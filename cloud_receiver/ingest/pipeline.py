@@ -21,7 +21,7 @@ from typing import Any
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import PayloadRejectedError
-from cloud_receiver.imaging import equivalent_jpeg_bytes, png_bytes
+from cloud_receiver.imaging import equivalent_jpeg, png_bytes
 from cloud_receiver.ingest.messages import reason_class
 from cloud_receiver.ingest.quarantine import Quarantine
 from cloud_receiver.metrics import Metrics
@@ -58,7 +58,7 @@ def build_record(
     started = time.perf_counter()
     pngs = {stage: png_bytes(array) for stage, array in pixels.items()}
     best = pixels[next(s for s in reversed(STAGES) if s in pixels)]
-    jpeg_bytes = equivalent_jpeg_bytes(best, decoded.quality)
+    jpeg_bytes, basis = equivalent_jpeg(best, decoded.quality, decoded.reference_jpeg_bytes)
     timings = {**timings_s, "encode": time.perf_counter() - started}
     record = ImageRecord(
         id=str(decoded.image_id),
@@ -72,9 +72,11 @@ def build_record(
         layout=decoded.layout.name.lower(),
         payload_bytes=decoded.payload_bytes,
         jpeg_bytes=jpeg_bytes,
+        jpeg_bytes_basis=basis,
         stages={stage: (None if stage in pixels else reason) for stage in STAGES},
         timings_s=timings,
         model_version=stages.model_version,
+        enhanced_note=stages.enhanced_note,
     )
     return record, pngs
 
@@ -163,9 +165,10 @@ class Pipeline:
         for stage, seconds in timings.items():
             self._metrics.stage_seconds.labels(stage).observe(seconds)
         self._metrics.images.inc()
-        self._metrics.payload_bytes.inc(record.payload_bytes)
+        basis = record.jpeg_bytes_basis or "none"
+        self._metrics.payload_bytes.labels(basis).inc(record.payload_bytes)
         if record.jpeg_bytes is not None:
-            self._metrics.jpeg_bytes.inc(record.jpeg_bytes)
+            self._metrics.jpeg_bytes.labels(basis).inc(record.jpeg_bytes)
         log.info(
             "image stored",
             extra={

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from cloud_receiver.config import StoreSettings
 from cloud_receiver.store.base import (
+    JPEG_BASES,
     STAGES,
     DeviceRecord,
     ImageQuery,
     ImageRecord,
+    JpegBasis,
     Page,
     Store,
     StoreUnavailableError,
@@ -50,10 +52,12 @@ def open_store(settings: StoreSettings) -> Store:
 
 
 __all__ = [
+    "JPEG_BASES",
     "STAGES",
     "DeviceRecord",
     "ImageQuery",
     "ImageRecord",
+    "JpegBasis",
     "LocalStore",
     "Page",
     "Store",

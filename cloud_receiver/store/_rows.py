@@ -1,7 +1,8 @@
 """One image record as a row of plain values, shared by the SQL backends (SQLite, PostgreSQL).
 
 Times are microseconds since the epoch (exact and sortable, so the cursor is the same in every
-backend); ``stages`` and ``timings_s`` are JSON text.
+backend); ``stages`` and ``timings_s`` are JSON text. Columns added after the first release
+come last, so a table migrated with ``ALTER TABLE ... ADD COLUMN`` has the same order.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import json
 from typing import Any
 
 from cloud_receiver.store.base import (
+    JPEG_BASES,
     ImageQuery,
     ImageRecord,
+    JpegBasis,
     Page,
     decode_cursor,
     encode_cursor,
@@ -34,6 +37,16 @@ COLUMNS = (
     "stages",
     "timings",
     "model_version",
+    "jpeg_bytes_basis",
+    "enhanced_note",
+)
+
+#: Fills ``jpeg_bytes_basis`` of rows stored before the column existed. Their ``jpeg_bytes``
+#: was always the receiver's estimate at the payload's quality, or at 90 without one.
+BACKFILL_JPEG_BASIS = (
+    "UPDATE images SET jpeg_bytes_basis = CASE WHEN quality IS NULL"
+    " THEN 'assumed_quality_90' ELSE 'same_quality_setting' END"
+    " WHERE jpeg_bytes IS NOT NULL AND jpeg_bytes_basis IS NULL"
 )
 
 
@@ -54,6 +67,8 @@ def to_row(record: ImageRecord) -> tuple[Any, ...]:
         json.dumps(record.stages),
         json.dumps(record.timings_s),
         record.model_version,
+        record.jpeg_bytes_basis,
+        record.enhanced_note,
     )
 
 
@@ -71,10 +86,18 @@ def from_row(row: tuple[Any, ...] | Any) -> ImageRecord:
         layout=row[8],
         payload_bytes=row[9],
         jpeg_bytes=row[10],
+        jpeg_bytes_basis=_basis(row[14]),
         stages=json.loads(row[11]),
         timings_s=json.loads(row[12]),
         model_version=row[13],
+        enhanced_note=row[15],
     )
+
+
+def _basis(value: str | None) -> JpegBasis | None:
+    if value is not None and value not in JPEG_BASES:
+        raise ValueError(f"unknown jpeg_bytes_basis {value!r} in the store")
+    return value
 
 
 def page_query(query: ImageQuery, mark: str) -> tuple[str, list[Any]]:

@@ -12,11 +12,20 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from cloud_receiver.errors import InvalidRequestError, ReceiverError
 
 STAGES = ("received", "classical", "enhanced")
+
+#: What an image's ``jpeg_bytes`` is the size of (README, "Cloud receiver"):
+#: ``equal_quality``: libjpeg's JPEG of the original at the quality an auto payload promises,
+#: measured by the sender (the received picture is at least as good as it);
+#: ``same_quality_setting``: the receiver's libjpeg JPEG of the best stage at the payload's
+#: table quality (the picture's quality is not matched: lowpass and paper drop coefficients);
+#: ``assumed_quality_90``: the same estimate at quality 90, for tables that promise no quality.
+JpegBasis = Literal["equal_quality", "same_quality_setting", "assumed_quality_90"]
+JPEG_BASES: tuple[JpegBasis, ...] = get_args(JpegBasis)
 
 
 class StoreUnavailableError(ReceiverError):
@@ -31,7 +40,10 @@ class ImageRecord:
     """One stored image's metadata.
 
     ``stages`` maps each stage of :data:`STAGES` to None when its PNG is stored, else to the
-    reason it is not. ``jpeg_bytes`` is the equivalent-JPEG estimate (see ``imaging.py``).
+    reason it is not. ``jpeg_bytes`` is the size of the JPEG the payload is compared with and
+    ``jpeg_bytes_basis`` says which JPEG that is (:data:`JpegBasis`; None for an image stored
+    without a JPEG size). ``enhanced_note`` says why the enhanced stage is the classical
+    image (the model's gate kept the network off); None when the network ran or there is none.
     """
 
     id: str
@@ -45,9 +57,11 @@ class ImageRecord:
     layout: str
     payload_bytes: int
     jpeg_bytes: int | None
+    jpeg_bytes_basis: JpegBasis | None
     stages: dict[str, str | None]
     timings_s: dict[str, float]
     model_version: str | None
+    enhanced_note: str | None = None
 
     def best_stage(self) -> str:
         """The most recovered stage that is available."""

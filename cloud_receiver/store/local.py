@@ -8,6 +8,8 @@ Layout::
 
 Files are written into a temporary folder and renamed into place before the row that points at
 them is committed, so a crash leaves at worst an orphan folder, never a row without its files.
+An index written by an older receiver is migrated on open: missing columns are added (and
+filled where their value can be derived), in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from cloud_receiver.store._rows import COLUMNS, from_row, page_from_rows, page_query, to_row
+from cloud_receiver.store._rows import (
+    BACKFILL_JPEG_BASIS,
+    COLUMNS,
+    from_row,
+    page_from_rows,
+    page_query,
+    to_row,
+)
 from cloud_receiver.store.base import (
     DeviceRecord,
     ImageQuery,
@@ -46,7 +55,9 @@ CREATE TABLE IF NOT EXISTS images (
     jpeg_bytes INTEGER,
     stages TEXT NOT NULL,
     timings TEXT NOT NULL,
-    model_version TEXT
+    model_version TEXT,
+    jpeg_bytes_basis TEXT,
+    enhanced_note TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_by_device ON images (device_id, captured_us DESC, id DESC);
@@ -77,6 +88,22 @@ class LocalStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an index created by an older receiver up to :data:`COLUMNS`."""
+        self._db.execute("BEGIN IMMEDIATE")  # two receivers opening one folder migrate once
+        try:
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(images)")}
+            if "jpeg_bytes_basis" not in present:
+                self._db.execute("ALTER TABLE images ADD COLUMN jpeg_bytes_basis TEXT")
+                self._db.execute(BACKFILL_JPEG_BASIS)
+            if "enhanced_note" not in present:  # NULL is right for older rows: no gate then
+                self._db.execute("ALTER TABLE images ADD COLUMN enhanced_note TEXT")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _folder(self, image_id: str) -> Path:
         return self._images / image_id[:2] / image_id

@@ -12,6 +12,7 @@ deletes only its own objects, and a replacement deletes the old generation once 
 is committed. A crash between the two leaves at worst orphan objects, never a row without them.
 Behaviour (dedupe, ordering, cursors, filters) is the local store's: the same columns, times in
 microseconds, and ``COLLATE "C"`` ids so ties break in the same byte order as SQLite's.
+Tables created by an older receiver gain the newer columns at start-up, under the same lock.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cloud_receiver.store._rows import COLUMNS, from_row, page_from_rows, page_query, to_row
+from cloud_receiver.store._rows import (
+    BACKFILL_JPEG_BASIS,
+    COLUMNS,
+    from_row,
+    page_from_rows,
+    page_query,
+    to_row,
+)
 from cloud_receiver.store.base import (
     STAGES,
     DeviceRecord,
@@ -56,7 +64,9 @@ CREATE TABLE IF NOT EXISTS images (
     stages TEXT NOT NULL,
     timings TEXT NOT NULL,
     model_version TEXT,
-    generation TEXT NOT NULL
+    generation TEXT NOT NULL,
+    jpeg_bytes_basis TEXT,
+    enhanced_note TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_by_device ON images (device_id, captured_us DESC, id DESC);
@@ -106,6 +116,7 @@ class PostgresStore:
         with self._sql() as db, db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             db.execute(_SCHEMA)
+            _migrate(db)
 
     @contextmanager
     def _sql(self) -> Iterator[psycopg.Connection[Any]]:
@@ -246,6 +257,20 @@ class PostgresStore:
     def close(self) -> None:
         self._pool.close()
         self._objects.close()
+
+
+def _migrate(db: psycopg.Connection[Any]) -> None:
+    """Bring tables created by an older receiver up to :data:`COLUMNS` (inside the schema lock)."""
+    missing = db.execute(
+        "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'images'"
+        " AND column_name = 'jpeg_bytes_basis')"
+    ).fetchone()
+    if missing is not None:
+        db.execute("ALTER TABLE images ADD COLUMN jpeg_bytes_basis TEXT")
+        db.execute(BACKFILL_JPEG_BASIS)
+    # NULL is right for older rows: no gate existed, so the network ran wherever it was loaded.
+    db.execute("ALTER TABLE images ADD COLUMN IF NOT EXISTS enhanced_note TEXT")
 
 
 @contextmanager

@@ -22,6 +22,8 @@ from cloud_receiver.store.base import ImageRecord
 from shared.codec import Profile, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+#: The tests' usual payload profile: its table quality makes the receiver estimate a JPEG.
+LOWPASS = Profile.lowpass(90, 15, 6)
 
 
 def unique(prefix: str) -> str:
@@ -56,11 +58,13 @@ def sample_pixels(index: int = 0, size: tuple[int, int] = (96, 64)) -> npt.NDArr
 
 
 def payload_for(
-    device: str, index: int = 0, size: tuple[int, int] = (96, 64), **kwargs: Any
+    device: str,
+    index: int = 0,
+    size: tuple[int, int] = (96, 64),
+    profile: Profile = LOWPASS,
+    **kwargs: Any,
 ) -> bytes:
-    return encode(
-        sample_pixels(index, size), Profile.lowpass(90, 15, 6), device_id=device, **kwargs
-    )
+    return encode(sample_pixels(index, size), profile, device_id=device, **kwargs)
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
@@ -112,6 +116,7 @@ def make_record(device: str, minutes: float, image_id: str | None = None) -> Ima
         layout="gray",
         payload_bytes=10,
         jpeg_bytes=20,
+        jpeg_bytes_basis="same_quality_setting",
         stages={"received": None, "classical": None, "enhanced": "no network"},
         timings_s={"decode": 0.001},
         model_version=None,

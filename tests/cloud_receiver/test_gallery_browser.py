@@ -8,6 +8,7 @@ Selenium. Nothing here sleeps for a fixed time: every wait polls the DOM or the 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ pytestmark = [
 
 Browser = webdriver.Chrome
 CARDS = "#gallery [data-image-id]"
+TIMES = "\u00d7"  # the multiplication sign the gallery writes ratios with
 
 
 def _receiver_command() -> list[str]:
@@ -127,10 +129,10 @@ def browser(receiver: str) -> Iterator[Browser]:
             driver.quit()
 
 
-def send(mosquitto: Mosquitto, device: str, spool: Path, *paths: Path) -> None:
-    """Publish image files with the real edge sender; returns once the broker has them."""
+def send(mosquitto: Mosquitto, device: str, spool: Path, path: Path, *extra: str) -> None:
+    """Publish an image file with the real edge sender; returns once the broker has it."""
     flags = ["--broker", mosquitto.url, "--device-id", device, "--spool-path", str(spool)]
-    assert edge_sender(["send", *map(str, paths), *flags, "--no-progress", "--timeout", "30"]) == 0
+    assert edge_sender(["send", str(path), *flags, *extra, "--no-progress", "--timeout", "30"]) == 0
 
 
 def listed_ids(receiver: str, device: str) -> list[str]:
@@ -197,7 +199,12 @@ def test_gallery_lists_images_and_adds_new_ones_live(
     card = browser.find_element(By.CSS_SELECTOR, CARDS)
     assert device in (card.find_element(By.TAG_NAME, "img").get_attribute("alt") or "")
     assert "payload" in card.text
-    assert "JPEG" in card.text
+    # The sender's default (auto) promises the quality, so the card may claim a saving.
+    saving = card.find_element(By.CSS_SELECTOR, "[data-jpeg-basis]")
+    assert saving.get_attribute("data-jpeg-basis") == "equal_quality"
+    assert re.fullmatch(
+        rf"\d+\.\d{TIMES} (smaller|larger) than the JPEG of equal quality", saving.text
+    )
     wait_for(browser, images_loaded("#gallery img"), "the thumbnails did not load")
 
     # The device list shows the sender.
@@ -213,10 +220,26 @@ def test_gallery_lists_images_and_adds_new_ones_live(
     newest = listed_ids(receiver, device)[0]
     assert card_ids(browser, device)[0] == newest
 
+    # A profile that promises no quality is compared with a JPEG of the same setting, and the
+    # card says so instead of claiming a saving.
+    send(mosquitto, device, spool, SAMPLES[3], "--encode-profile", "lowpass")
+    wait_for(browser, lambda d: len(card_ids(d, device)) == 4, "the lowpass image did not appear")
+    items = httpx.get(f"{receiver}/api/v1/images", params={"device": device}, timeout=10).json()
+    (lowpass_id,) = [item["id"] for item in items["items"] if item["profile"] == "lowpass"]
+    lowpass = browser.find_element(By.CSS_SELECTOR, f'{CARDS}[data-image-id="{lowpass_id}"]')
+    label = lowpass.find_element(By.CSS_SELECTOR, "[data-jpeg-basis]")
+    assert label.get_attribute("data-jpeg-basis") == "same_quality_setting"
+    assert label.text == "vs JPEG at the same quality setting (quality not matched)"
+    assert TIMES not in label.text
+
     # Its card opens the stages side by side; the enhanced one says why it is missing.
     browser.find_element(By.CSS_SELECTOR, f'{CARDS}[data-image-id="{newest}"] .card-open').click()
     detail: WebElement = wait_for(browser, open_detail, "the detail view did not open")
     assert detail.get_attribute("data-image-id") == newest
+    saving_text = rf"\d+\.\d{TIMES} (smaller|larger) than the JPEG of equal quality"
+    compared = rf"Compared JPEG\s+\S+ kB \({saving_text}\)"
+    # The stylesheet shows terms in capitals, and Selenium reads the rendered text.
+    assert re.search(compared, detail.find_element(By.ID, "detail-meta").text, re.IGNORECASE)
     figures = detail.find_elements(By.TAG_NAME, "figure")
     stages = {figure.get_attribute("data-stage"): figure for figure in figures}
     assert list(stages) == ["received", "classical", "enhanced"]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import Mosquitto
 from fastapi.testclient import TestClient
@@ -15,6 +16,8 @@ from PIL import Image
 from receiver_kit import payload_for, receiver_settings, unique, wait_until
 
 from cloud_receiver.api import create_app
+from cloud_receiver.imaging import equivalent_jpeg_bytes
+from shared.codec import Profile, decode
 
 API = "/api/v1"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -59,6 +62,7 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
     assert meta["layout"] == "ycbcr420"
     assert meta["payload_bytes"] == len(payload)
     assert meta["jpeg_bytes"] > 0
+    assert meta["jpeg_bytes_basis"] == "same_quality_setting"
     assert datetime.fromisoformat(meta["captured_at"]) == START
     assert meta["stages"]["received"]["available"] is True
     assert meta["stages"]["classical"]["url"].endswith("stage=classical")
@@ -67,6 +71,46 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
     assert meta["stages"]["enhanced"]["url"].endswith("stage=enhanced")
     assert {"decode", "received", "classical", "enhanced", "encode"} <= set(meta["timings_ms"])
     assert meta["model_version"] == "dctlink-residual-v1"
+
+
+def test_an_auto_payload_is_compared_with_the_senders_jpeg_of_equal_quality(
+    client: TestClient,
+) -> None:
+    payload = payload_for(unique("cam"), profile=Profile.auto(75))
+    reference = decode(payload).reference_jpeg_bytes
+    assert reference is not None
+    meta = client.get(f"{API}/images/{_post(client, payload)['id']}").json()
+    assert (meta["profile"], meta["quality"]) == ("auto", 75)
+    # The sender's measurement, as it travelled: the receiver estimates nothing for auto.
+    assert (meta["jpeg_bytes"], meta["jpeg_bytes_basis"]) == (reference, "equal_quality")
+    metrics = client.get("/metrics").text
+    assert f'dctlink_equivalent_jpeg_bytes_total{{basis="equal_quality"}} {reference:.1f}' in (
+        metrics
+    )
+    assert (
+        f'dctlink_payload_bytes_received_total{{basis="equal_quality"}} {len(payload):.1f}'
+        in metrics
+    )
+
+
+def test_other_payloads_say_their_jpeg_only_matches_a_setting(
+    client_without_model: TestClient,
+) -> None:
+    client = client_without_model
+    lowpass = client.get(f"{API}/images/{_post(client, payload_for(unique('cam')))['id']}").json()
+    adaptive_payload = payload_for(unique("cam"), profile=Profile.adaptive(2000))
+    adaptive = client.get(f"{API}/images/{_post(client, adaptive_payload)['id']}").json()
+    assert lowpass["jpeg_bytes_basis"] == "same_quality_setting"
+    # adaptive's own tables promise no quality: the estimate assumes 90, and says so.
+    assert (adaptive["quality"], adaptive["jpeg_bytes_basis"]) == (None, "assumed_quality_90")
+    classical = client.get(
+        f"{API}/images/{adaptive['id']}/content", params={"stage": "classical"}
+    ).content
+    pixels = np.asarray(Image.open(io.BytesIO(classical)))
+    assert adaptive["jpeg_bytes"] == equivalent_jpeg_bytes(pixels, 90)
+    metrics = client.get("/metrics").text
+    assert 'dctlink_equivalent_jpeg_bytes_total{basis="assumed_quality_90"}' in metrics
+    assert 'dctlink_equivalent_jpeg_bytes_total{basis="equal_quality"}' not in metrics
 
 
 def test_without_a_model_the_enhanced_stage_says_why(client_without_model: TestClient) -> None:
@@ -214,8 +258,16 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     ):
         assert name in text
     assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    openapi = client.get("/openapi.json").json()
+    paths = openapi["paths"]
     assert {f"{API}/images", f"{API}/payloads", f"{API}/devices", f"{API}/events"} <= set(paths)
+    basis = openapi["components"]["schemas"]["ImageOut"]["properties"]["jpeg_bytes_basis"]
+    assert basis["anyOf"][0]["enum"] == [
+        "equal_quality",
+        "same_quality_setting",
+        "assumed_quality_90",
+    ]
+    assert "measured by the sender" in basis["description"]
 
 
 def test_not_ready_while_the_broker_is_unreachable(tmp_path: Path) -> None:

@@ -96,12 +96,13 @@ def test_edge_sender_image_arrives_with_the_offline_pipelines_quality(
     assert wait_until(lambda: len(_items(client, device=device)) == 1)
     meta = _items(client, device=device)[0]
 
-    # The offline pipeline: the same payload (same id and capture time), decoded and recovered.
+    # The offline pipeline: the same payload (the sender's default, auto at 75), decoded and
+    # recovered.
     original = sample_pixels(1, (128, 96))
     decoded_meta = decode(
         encode(
             original,
-            Profile.lowpass(90, 15, 6),
+            Profile.auto(75),
             device_id=device,
             image_id=uuid.UUID(str(meta["id"])),
         )

@@ -9,13 +9,16 @@ the servers are not installed the s3 cases are skipped, except in CI (``CI`` set
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from receiver_kit import make_record, payload_for, receiver_settings, unique
@@ -25,6 +28,7 @@ from cloud_receiver.api import create_app
 from cloud_receiver.config import StoreSettings
 from cloud_receiver.errors import InvalidRequestError
 from cloud_receiver.store import (
+    JPEG_BASES,
     DeviceRecord,
     ImageQuery,
     ImageRecord,
@@ -211,6 +215,60 @@ def test_concurrent_duplicates_store_once_across_instances(backend: StoreSetting
         assert stores[1].payload(record.id) == payload
     finally:
         for store in stores:
+            store.close()
+
+
+def test_every_jpeg_basis_round_trips(store: Store) -> None:
+    for index, basis in enumerate(JPEG_BASES):
+        record = replace(make_record("cam-1", index), jpeg_bytes_basis=basis)
+        assert store.put(record, b"p", {"received": b"r"})
+        assert store.get(record.id) == record
+    unknown = replace(make_record("cam-1", 9), jpeg_bytes=None, jpeg_bytes_basis=None)
+    assert store.put(unknown, b"p", {"received": b"r"})
+    assert store.get(unknown.id) == unknown
+
+
+# The images table as receivers wrote it before jpeg_bytes_basis existed.
+_OLD_COLUMNS = """
+    id TEXT PRIMARY KEY, device_id TEXT NOT NULL, captured_us BIGINT NOT NULL,
+    received_us BIGINT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    profile TEXT NOT NULL, quality INTEGER, layout TEXT NOT NULL,
+    payload_bytes BIGINT NOT NULL, jpeg_bytes BIGINT, stages TEXT NOT NULL,
+    timings TEXT NOT NULL, model_version TEXT
+"""
+
+
+def _old_rows(quality: int | None, image_id: str) -> tuple[object, ...]:
+    return (image_id, "cam-old", 1, 1, 8, 8, "lowpass", quality, "gray", 10, 20, "{}", "{}", None)
+
+
+def test_a_store_from_before_the_jpeg_basis_is_migrated_on_open(backend: StoreSettings) -> None:
+    ids = {"same_quality_setting": str(uuid.uuid4()), "assumed_quality_90": str(uuid.uuid4())}
+    rows = [_old_rows(90, ids["same_quality_setting"]), _old_rows(None, ids["assumed_quality_90"])]
+    marks = ", ".join(["?"] * len(rows[0]))
+    if backend.backend == "local":
+        with sqlite3.connect(backend.data_dir / "index.sqlite3") as db:
+            db.execute(f"CREATE TABLE images ({_OLD_COLUMNS})")
+            db.executemany(f"INSERT INTO images VALUES ({marks})", rows)
+        db.close()
+    else:
+        assert backend.postgres_dsn is not None
+        with psycopg.connect(backend.postgres_dsn.get_secret_value(), autocommit=True) as pg:
+            pg.execute(f"CREATE TABLE images ({_OLD_COLUMNS}, generation TEXT NOT NULL)")
+            for row in rows:
+                pg.execute(f"INSERT INTO images VALUES ({marks.replace('?', '%s')}, 'g')", row)
+    for _ in range(2):  # and opening it again changes nothing
+        store = open_store(backend)
+        try:
+            # Old rows hold the estimate they always held; the basis now says which.
+            for basis, image_id in ids.items():
+                old = store.get(image_id)
+                assert old is not None
+                assert (old.jpeg_bytes, old.jpeg_bytes_basis) == (20, basis)
+            record = replace(make_record("cam-1", 0), jpeg_bytes_basis="equal_quality")
+            store.put(record, b"p", {"received": b"r"}, replace=True)
+            assert store.get(record.id) == record
+        finally:
             store.close()
 
 

@@ -31,7 +31,7 @@ def test_flags_override_environment_section_by_section(monkeypatch: pytest.Monke
 def test_defaults_run_locally() -> None:
     settings = EdgeSettings(device_id="cam-1")
     assert (settings.broker.host, settings.broker.port) == ("localhost", 1883)
-    assert (settings.encode.profile, settings.encode.quality) == ("lowpass", 90)
+    assert (settings.encode.profile, settings.encode.quality) == ("auto", 75)
     assert (settings.encode.luma_keep, settings.encode.chroma_keep) == (15, 6)
     assert settings.broker.max_message_bytes == 128 * 1024
 
@@ -67,6 +67,11 @@ def test_help_documents_every_option_with_its_environment_variable(
     ):
         assert env in text
     assert "--broker URL" in text
+    # The default profile and quality, and what the quality means, are where users look.
+    assert "auto, lowpass, paper, adaptive or lossless" in text
+    assert "DCTLINK_EDGE__ENCODE__PROFILE; default auto]" in text
+    assert "auto promises a picture at least as good as a JPEG at it" in text
+    assert "DCTLINK_EDGE__ENCODE__QUALITY; default 75]" in text
 
 
 def test_invalid_flag_value_exits_with_usage_code() -> None:

@@ -62,7 +62,11 @@ def _flags(broker: Mosquitto, device: str, spool: Path, *extra: str) -> list[str
     ]
 
 
-def _assert_equal_to_direct_encoding(collector: Collector, paths: list[Path], device: str) -> None:
+def _assert_equal_to_direct_encoding(
+    collector: Collector, paths: list[Path], device: str, *, lowpass: bool = False
+) -> None:
+    """Each payload is what ``encode`` makes of its file: auto at 75 by default, or (with
+    ``lowpass``) lowpass at 75 on a JPEG input's own tables."""
     by_capture = {int(p.stat().st_mtime): p for p in paths}
     received = {}
     for payload in collector.payloads:
@@ -72,13 +76,16 @@ def _assert_equal_to_direct_encoding(collector: Collector, paths: list[Path], de
     for decoded, payload in received.values():
         path = by_capture[int(decoded.captured_at.timestamp())]
         with Image.open(path) as image:
-            tables = None
-            if isinstance(image, JpegImageFile):
-                q = image.quantization
-                tables = (tuple(q[0]), tuple(q[1]))
+            profile = Profile.auto(75)
+            if lowpass:
+                tables = None
+                if isinstance(image, JpegImageFile):
+                    q = image.quantization
+                    tables = (tuple(q[0]), tuple(q[1]))
+                profile = Profile.lowpass(75, 15, 6, tables=tables)
             expected = encode(
                 image.convert("RGB"),
-                Profile.lowpass(90, 15, 6, tables=tables),
+                profile,
                 device_id=device,
                 image_id=decoded.image_id,
                 captured_at=decoded.captured_at,
@@ -114,6 +121,13 @@ def test_send_delivers_every_image_equal_to_direct_encoding(
         assert final["spool_depth"] == 0
         assert final["published_total"] == 6
         assert 0 < final["payload_bytes_total"] < final["source_bytes_total"]
+        # auto payloads are compared with libjpeg's JPEG of equal quality, as their headers say.
+        references = [decode(p).reference_jpeg_bytes for p in collector.payloads]
+        assert final["equal_quality_jpeg_bytes_total"] == sum(r or 0 for r in references) > 0
+        assert final["equal_quality_payload_bytes_total"] == final["payload_bytes_total"]
+        assert final["payload_to_equal_quality_jpeg_ratio"] == round(
+            final["payload_bytes_total"] / final["equal_quality_jpeg_bytes_total"], 4
+        )
     finally:
         collector.close()
 
@@ -129,11 +143,19 @@ def test_large_payloads_are_chunked_and_reassembled_over_mqtt_311(
             *_flags(mosquitto, device, tmp_path / "s.db", "--broker-max-message-bytes", "4096"),
             "--broker-protocol",
             "3.1.1",
+            "--encode-profile",
+            "lowpass",
         ]
         assert main(["send", *map(str, paths), *flags, "--timeout", "30"]) == 0
         assert collector.wait_for(lambda c: len(c.payloads) >= 3)
         assert collector.chunk_messages > 3 * 3
-        _assert_equal_to_direct_encoding(collector, paths, device)
+        _assert_equal_to_direct_encoding(collector, paths, device, lowpass=True)
+        assert collector.wait_for(lambda c: bool(c.status) and c.status[-1]["state"] == "offline")
+        final = collector.status[-1]
+        # No lowpass payload promises a quality, so there is no equal-quality saving to report.
+        assert final["equal_quality_jpeg_bytes_total"] == 0
+        assert final["payload_to_equal_quality_jpeg_ratio"] is None
+        assert final["payload_to_source_ratio"] is not None
     finally:
         collector.close()
 
@@ -255,9 +277,9 @@ def test_a_full_spool_drops_the_oldest_and_says_so(
     settings = EdgeSettings(
         device_id=_device(),
         broker=BrokerSettings(url=f"mqtt://127.0.0.1:{free_port()}"),  # nobody listens
-        spool=SpoolSettings(path=tmp_path / "s.db", max_bytes=40_000),
+        spool=SpoolSettings(path=tmp_path / "s.db", max_bytes=25_000),
     )
-    frame = frame_from_path(SAMPLES / "kodim04-half.png")  # about 17 kB encoded
+    frame = frame_from_path(SAMPLES / "kodim04-half.png")  # about 12 kB encoded (auto, 75)
     with Spool(settings.spool.path, settings.spool.max_bytes) as spool:
         sender = Sender(settings, spool)
         sender.start()

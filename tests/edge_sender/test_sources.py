@@ -20,6 +20,7 @@ from edge_sender.sources import (
     synthetic_source,
     watch_source,
 )
+from shared.codec import Profile
 from shared.codec.quantisation import standard_tables
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -37,8 +38,12 @@ def test_jpeg_input_keeps_its_own_tables_in_natural_order(jpeg_file: Path) -> No
     luma, chroma = standard_tables(75)
     assert frame.jpeg_tables == (tuple(luma.ravel().tolist()), tuple(chroma.ravel().tolist()))
     assert frame.source_bytes == jpeg_file.stat().st_size
-    assert profile_for(EncodeSettings(), frame).tables == frame.jpeg_tables
-    assert profile_for(EncodeSettings(use_source_tables=False), frame).tables is None
+    for profile in ("lowpass", "lossless"):
+        assert profile_for(EncodeSettings(profile=profile), frame).tables == frame.jpeg_tables
+        unused = EncodeSettings(profile=profile, use_source_tables=False)
+        assert profile_for(unused, frame).tables is None
+    # auto's promise is about the picture, so it picks its own tables whatever the input.
+    assert profile_for(EncodeSettings(), frame) == Profile.auto(75)
 
 
 def test_png_input_has_no_tables_and_unreadable_files_are_named(tmp_path: Path) -> None:

@@ -50,3 +50,43 @@ def test_when_full_the_oldest_is_dropped_and_counted(tmp_path: Path) -> None:
         assert spool.counters()["dropped_total"] == 1
         with pytest.raises(SpoolError, match="exceeds"):
             spool.put(uuid.uuid4(), 4, "test", 0, bytes(300))
+
+
+def test_published_references_are_summed_with_their_payload_bytes(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.sqlite3", 10_000) as spool:
+        auto, _ = spool.put(uuid.uuid4(), 1, "test", 1000, bytes(100), reference_jpeg_bytes=250)
+        other = _put(spool, 2, size=40)
+        spool.ack([auto, other])
+        counters = spool.counters()
+        assert counters["payload_bytes_total"] == 140
+        # Only the image with a reference counts on both sides of the equal-quality ratio.
+        assert counters["equal_quality_payload_bytes_total"] == 100
+        assert counters["equal_quality_jpeg_bytes_total"] == 250
+
+
+def test_a_spool_from_before_references_opens_and_delivers(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE images (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, image_id TEXT NOT NULL,
+                captured_us INTEGER NOT NULL, source TEXT NOT NULL,
+                source_bytes INTEGER NOT NULL, payload BLOB NOT NULL
+            );
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            """
+        )
+        db.execute(
+            "INSERT INTO images (image_id, captured_us, source, source_bytes, payload)"
+            " VALUES (?, 1, 'old', 500, ?)",
+            (str(uuid.uuid4()), bytes(50)),
+        )
+    db.close()
+    with Spool(path, 10_000) as spool:
+        (entry,) = spool.peek(10)
+        new = _put(spool, 2)
+        assert spool.ack([entry.seq, new]) == 2
+        counters = spool.counters()
+        assert counters["payload_bytes_total"] == 150
+        assert counters["equal_quality_jpeg_bytes_total"] == 0

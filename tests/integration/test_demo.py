@@ -67,9 +67,14 @@ def test_demo_runs_for_its_duration_and_delivers_images(tmp_path: Path) -> None:
     items = _wait_for_images(process, output, timeout_s=20)
     assert items[0]["device_id"] == "demo-cam"
     assert items[0]["payload_bytes"] > 0
+    # The demo's sender runs the defaults: auto at 75, compared with the JPEG of equal quality.
+    assert (items[0]["profile"], items[0]["quality"]) == ("auto", 75)
+    assert items[0]["jpeg_bytes_basis"] == "equal_quality"
     text = _finish(process, output, timeout_s=25)
     assert process.returncode == 0, text
     assert re.search(r"\] [1-9]\d* images received: ", text), text
+    assert re.search(r"kB of payloads, \d+\.\dx smaller than the JPEG of equal quality", text)
+    assert "quality not matched" not in text, text
     assert "stopping: sender, receiver, broker" in text
     assert "note:" not in text, text  # every child stopped cleanly
 

@@ -12,6 +12,13 @@ const DEVICE_REFRESH_MS = 10_000;
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
 const KEY_STORAGE = "dctlink.apiKey";
+// What each image's jpeg_bytes is the size of (ImageOut.jpeg_bytes_basis). Only equal_quality
+// compares pictures, so only it may be read as a saving; the others compare settings.
+const JPEG_BASIS_LABELS = {
+  equal_quality: "the JPEG of equal quality",
+  same_quality_setting: "JPEG at the same quality setting (quality not matched)",
+  assumed_quality_90: "JPEG at quality 90 (quality not matched)",
+};
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -78,10 +85,15 @@ function timeElement(iso) {
 
 function ratioText(meta) {
   if (!meta.jpeg_bytes || !meta.payload_bytes) return "JPEG size unknown";
+  const basis = JPEG_BASIS_LABELS[meta.jpeg_bytes_basis];
+  if (meta.jpeg_bytes_basis !== "equal_quality") {
+    // A ratio against a JPEG whose picture differs from ours is no saving: name it, no "×".
+    return `vs ${basis ?? "JPEG of unknown basis"}`;
+  }
   const ratio = meta.jpeg_bytes / meta.payload_bytes;
   return ratio >= 1
-    ? `${ratio.toFixed(1)}× smaller than JPEG`
-    : `${(1 / ratio).toFixed(1)}× larger than JPEG`;
+    ? `${ratio.toFixed(1)}× smaller than ${basis}`
+    : `${(1 / ratio).toFixed(1)}× larger than ${basis}`;
 }
 
 function stageUrl(meta, stage, format) {
@@ -220,7 +232,7 @@ function renderCard(meta) {
         { class: "card-sizes" },
         h("span", { "data-payload-bytes": meta.payload_bytes }, formatBytes(meta.payload_bytes)),
         ` payload · JPEG ${formatBytes(meta.jpeg_bytes)} · `,
-        h("strong", {}, ratioText(meta)),
+        h("strong", { "data-jpeg-basis": meta.jpeg_bytes_basis ?? "none" }, ratioText(meta)),
       ),
       h(
         "p",
@@ -532,7 +544,7 @@ function renderDetail(meta) {
     metaRow("Size", `${meta.width}×${meta.height}, ${meta.layout}`),
     metaRow("Profile", `${meta.profile}, quality ${meta.quality}`),
     metaRow("Payload", formatBytes(meta.payload_bytes)),
-    metaRow("Equivalent JPEG", `${formatBytes(meta.jpeg_bytes)} (${ratioText(meta)})`),
+    metaRow("Compared JPEG", `${formatBytes(meta.jpeg_bytes)} (${ratioText(meta)})`),
     metaRow("Decode", formatMs(meta.timings_ms?.decode)),
     metaRow("Model", meta.model_version ?? "none"),
   );
