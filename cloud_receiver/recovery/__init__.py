@@ -15,7 +15,7 @@ the network makes a kind of payload worse, ``enhanced`` is the classical image a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +63,26 @@ def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingP
         # Every coefficient arrived: the smoothing only moves them inside their intervals, and
         # on the training set that lowered PSNR (lossless q75: 32.50 -> 31.98 dB).
         return None
+    if decoded.profile in (ProfileKind.AUTO, ProfileKind.ADAPTIVE):
+        defaults = rd_optimised_smoothing(float(decoded.tables[0].mean()))
     if iterations is None:
         return defaults
     return SmoothingParameters(iterations, defaults.step, defaults.epsilon, defaults.interval)
+
+
+def rd_optimised_smoothing(mean_luma_step: float) -> SmoothingParameters:
+    """Gentler smoothing for payloads whose encoder chose its own tables (auto, adaptive).
+
+    Their fine steps leave little for the prior to fix, and the default step and interval
+    then flatten real texture. Measured on 6 halved training photographs (classical minus
+    received PSNR, mean / worst): at auto q90 (mean luma step 12) the defaults gave +0.000 /
+    -0.150 dB, step 1 with 0.15 of the interval +0.086 / -0.044 dB; at q75 (step 23) +0.103 /
+    -0.044 against +0.166 / +0.046 dB; at q30 (step 48) step 2 with 0.2 of the interval gave
+    +0.226 / +0.127 dB against the defaults' +0.211 / +0.100 dB.
+    """
+    step = min(max(mean_luma_step / 20, 1.0), 2.5)
+    interval = 0.15 if mean_luma_step < 30 else 0.2
+    return replace(SmoothingParameters(), step=step, interval=interval)
 
 
 class Recovery:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from shared.codec import entropy, wire
+from shared.codec.auto import choose_auto, choose_budget
 from shared.codec.coefficients import (
     CoefficientImage,
     Int32Array,
@@ -21,7 +22,6 @@ from shared.codec.coefficients import (
     plane_blocks,
 )
 from shared.codec.errors import PayloadError
-from shared.codec.auto import choose_auto, choose_budget
 from shared.codec.frontend import (
     analyse,
     as_pixels,
@@ -159,28 +159,33 @@ def encode(
         layout = Layout.GRAY if pixels.ndim == 2 else Layout.YCBCR420
     identity = uuid.UUID(str(image_id)) if image_id is not None else new_image_id()
     captured_us = _captured_us(captured_at)
-    reference = None
-    if profile.kind in (ProfileKind.AUTO, ProfileKind.ADAPTIVE):
-        image = transform(pixels, layout)
-        if profile.kind is ProfileKind.AUTO:
-            coefficients = choose_auto(image, profile.quality)
-            reference = reference_jpeg_bytes(pixels, profile.quality)
-            quality = profile.quality
-        else:
-            assert profile.max_bytes is not None
-            overhead = wire.fixed_header_bytes(len(device_id.encode()), layout.channels)
-            coefficients = choose_budget(image, profile.max_bytes, overhead)
-            quality = 0
+    if profile.kind is ProfileKind.AUTO:
+        reference = reference_jpeg_bytes(pixels, profile.quality)
         return encode_coefficients(
-            coefficients,
-            profile.kind,
-            quality=quality,
+            choose_auto(transform(pixels, layout), profile.quality),
+            ProfileKind.AUTO,
+            quality=profile.quality,
             explicit_tables=True,
             device_id=device_id,
             image_id=identity,
             captured_at_us=captured_us,
             reference_jpeg_bytes=reference,
         )
+    if profile.kind is ProfileKind.ADAPTIVE:
+        assert profile.max_bytes is not None
+
+        def seal(coefficients: CoefficientImage) -> bytes:
+            return encode_coefficients(
+                coefficients,
+                ProfileKind.ADAPTIVE,
+                quality=0,
+                explicit_tables=True,
+                device_id=device_id,
+                image_id=identity,
+                captured_at_us=captured_us,
+            )
+
+        return choose_budget(transform(pixels, layout), profile.max_bytes, seal)
     tables = channel_tables(layout, *profile.quantisation_tables())
     coefficients = analyse(pixels, layout, tables, _retention(profile, layout))
     explicit = profile.tables is not None

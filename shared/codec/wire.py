@@ -236,11 +236,6 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     return ParsedHeader(header, sizes, pos)
 
 
-def fixed_header_bytes(device_bytes: int, channels: int) -> int:
-    """Header bytes that do not depend on the tables or the bands, and the checksum."""
-    return _FIXED.size + device_bytes + 3 * channels + 1 + 1 + _CRC.size
-
-
 def seal(data: bytes) -> bytes:
     """Append the CRC-32 trailer."""
     return data + _CRC.pack(zlib.crc32(data))

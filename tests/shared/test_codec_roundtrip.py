@@ -26,8 +26,11 @@ from shared.codec import (
     encode,
     truncate,
 )
+from shared.codec.auto import COARSEST_SCALE, candidate, choose_auto, coefficient_image
 from shared.codec.coefficients import CoefficientImage, plane_blocks
-from shared.codec.frontend import analyse, channel_tables
+from shared.codec.frontend import analyse, channel_tables, transform
+from shared.codec.payload import encode_coefficients
+from shared.codec.reference import reference_jpeg_bytes
 from shared.metrics import psnr
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +40,7 @@ GOLDEN = REPO / "tests" / "expected" / "codec_quality.json"
 ALL_LAYOUTS = (None, Layout.GRAY, Layout.YCBCR420, Layout.YCBCR444)
 ZONES = (UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)))
 SMALL_SIDE = st.integers(1, 40)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def synthetic_image(height: int, width: int, colour: bool, seed: int) -> npt.NDArray[np.uint8]:
@@ -81,6 +85,39 @@ def assert_same_coefficients(decoded: Decoded, expected: CoefficientImage) -> No
         assert np.array_equal(got, want)
     for got_table, want_table in zip(decoded.tables, expected.tables, strict=True):
         assert np.array_equal(got_table, want_table)
+
+
+def coarsest_bytes(pixels: npt.NDArray[np.uint8], layout: Layout) -> int:
+    """Size of the coarsest payload the adaptive search can fall back to."""
+    image = transform(pixels, layout)
+    return len(_seal(coefficient_image(image, candidate(image, COARSEST_SCALE)), "local"))
+
+
+def _seal(coefficients: CoefficientImage, device_id: str) -> bytes:
+    return encode_coefficients(
+        coefficients,
+        ProfileKind.ADAPTIVE,
+        quality=0,
+        explicit_tables=True,
+        device_id=device_id,
+        image_id=uuid.UUID(int=0),
+        captured_at_us=0,
+    )
+
+
+def assert_reencodes_to(payload: bytes, decoded: Decoded) -> None:
+    """Coding the decoded coefficients again gives the payload byte for byte."""
+    again = encode_coefficients(
+        decoded.coefficient_image,
+        decoded.profile,
+        quality=decoded.quality or 0,
+        explicit_tables=True,
+        device_id=decoded.device_id,
+        image_id=decoded.image_id,
+        captured_at_us=(decoded.captured_at - EPOCH) // timedelta(microseconds=1),
+        reference_jpeg_bytes=decoded.reference_jpeg_bytes,
+    )
+    assert again == payload
 
 
 def assert_reconstruction_shape(decoded: Decoded) -> None:
@@ -240,8 +277,7 @@ class TestExactRoundTrip:
         pixels = synthetic_image(height, width, colour_input, seed)
         layout_used = coded_layout(Profile.lossless(layout=layout), pixels)
         # The coarsest setting the rate control may choose, scaled up: a feasible budget.
-        coarsest = len(encode(pixels, Profile.lowpass(10, 1, 1, layout=layout_used)))
-        max_bytes = max(64, int(coarsest * slack))
+        max_bytes = max(64, int(coarsest_bytes(pixels, layout_used) * slack))
 
         payload = encode(pixels, Profile.adaptive(max_bytes, layout=layout))
         decoded = decode(payload)
@@ -249,15 +285,42 @@ class TestExactRoundTrip:
         assert len(payload) <= max_bytes
         assert decoded.profile is ProfileKind.ADAPTIVE
         assert decoded.layout is layout_used
-        assert decoded.quality is not None
-        chosen = Profile.lowpass(
-            decoded.quality,
-            decoded.retention[0].keep,
-            decoded.retention[-1].keep,
-            layout=layout_used,
-        )
-        assert decoded.retention == expected_retention(chosen, layout_used)
-        assert_same_coefficients(decoded, sender_coefficients(pixels, chosen))
+        assert decoded.quality is None  # a budget promises no quality
+        assert_reencodes_to(payload, decoded)
+
+    @settings(max_examples=10, deadline=None)
+    @given(
+        height=st.integers(1, 48),
+        width=st.integers(1, 48),
+        colour_input=st.booleans(),
+        layout=st.sampled_from(ALL_LAYOUTS),
+        seed=st.integers(0, 2**32 - 1),
+        quality=st.integers(1, 100),
+    )
+    def test_auto_sends_what_its_choice_quantised(
+        self,
+        *,
+        height: int,
+        width: int,
+        colour_input: bool,
+        layout: Layout | None,
+        seed: int,
+        quality: int,
+    ) -> None:
+        pixels = synthetic_image(height, width, colour_input, seed)
+        layout_used = coded_layout(Profile.auto(layout=layout), pixels)
+
+        payload = encode(pixels, Profile.auto(quality, layout=layout))
+        decoded = decode(payload)
+
+        assert decoded.profile is ProfileKind.AUTO
+        assert decoded.quality == quality
+        assert decoded.reference_jpeg_bytes == reference_jpeg_bytes(pixels, quality)
+        chosen = choose_auto(transform(pixels, layout_used), quality)
+        assert decoded.retention == chosen.retention
+        assert_same_coefficients(decoded, chosen)
+        assert_reencodes_to(payload, decoded)
+        assert_reconstruction_shape(decoded)
         assert_reconstruction_shape(decoded)
 
     def test_adaptive_with_an_impossible_budget_says_so(self) -> None:
@@ -408,9 +471,16 @@ class TestQualityBands:
             assert value == pytest.approx(entry["psnr_db"][stem], abs=golden["tolerance_db"]), stem
 
 
-def test_adaptive_falls_back_to_the_coarsest_setting_when_every_estimate_overshoots() -> None:
-    # Found by hypothesis in CI: five estimates in a row overshot a feasible budget.
-    for seed, max_bytes in ((1, 130), (2, 250), (3, 218)):
+def test_adaptive_falls_back_to_the_coarsest_setting_when_only_it_fits() -> None:
+    for seed in (1, 2, 3):
         pixels = synthetic_image(17, 22, False, seed)
+        max_bytes = coarsest_bytes(pixels, Layout.GRAY)
         payload = encode(pixels, Profile.adaptive(max_bytes, layout=Layout.GRAY))
         assert len(payload) <= max_bytes
+
+
+def test_adaptive_says_when_even_the_coarsest_setting_does_not_fit() -> None:
+    pixels = synthetic_image(17, 22, False, 1)
+    max_bytes = coarsest_bytes(pixels, Layout.GRAY) - 1
+    with pytest.raises(ValueError, match="too small for a 22x17 image"):
+        encode(pixels, Profile.adaptive(max_bytes, layout=Layout.GRAY))

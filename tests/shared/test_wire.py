@@ -17,6 +17,7 @@ from shared.codec import Layout, PayloadError, Profile, decode, encode, truncate
 from shared.codec.coefficients import Retention
 from shared.codec.frontend import analyse, channel_tables
 from shared.codec.profiles import DcMode
+from shared.codec.reference import reference_jpeg_bytes
 from shared.codec.varint import read_varint, write_varint
 
 IMAGE_ID = uuid.UUID("0190f0e2-7b3c-7def-8abc-0123456789ab")
@@ -172,14 +173,34 @@ class TestHeaderLayout:
         payload = _encode(pixels, profile)
         assert payload[-CRC_SIZE:] == struct.pack(">I", zlib.crc32(payload[:-CRC_SIZE]))
 
-    def test_adaptive_payload_says_adaptive_and_carries_the_chosen_quality(self) -> None:
+    def test_adaptive_payload_says_adaptive_and_carries_its_chosen_tables(self) -> None:
         pixels = _colour_16x16()
         payload = _encode(pixels, Profile.adaptive(5000))
         decoded = decode(payload)
 
         assert payload[5] == 2
-        assert decoded.quality is not None
-        assert payload[36] == decoded.quality
+        assert payload[36:38] == bytes([0, 1])  # no promised quality, explicit tables
+        assert decoded.quality is None
+        assert decoded.reference_jpeg_bytes is None
+
+    def test_auto_payload_carries_its_promise_and_the_reference_jpeg_size(self) -> None:
+        pixels = _colour_16x16()
+        payload = _encode(pixels, Profile.auto(60))
+        decoded = decode(payload)
+
+        assert payload[5] == 4
+        assert payload[36:38] == bytes([60, 0b11])  # quality 60, explicit tables + reference
+        assert decoded.quality == 60
+        assert decoded.reference_jpeg_bytes == reference_jpeg_bytes(pixels, 60)
+        # The reference size is the varint right after the two 8-bit tables.
+        tables_end = 39 + len(DEVICE) + 9 + 1 + 2 * 65
+        assert _read_leb128(payload, tables_end)[0] == decoded.reference_jpeg_bytes
+
+    def test_a_header_with_a_reference_size_but_custom_tables_promises_nothing(self) -> None:
+        pixels = _colour_16x16()
+        decoded = decode(_forge(_encode(pixels, Profile.auto(60)), 36, bytes([0])))
+        assert decoded.quality is None
+        assert decoded.reference_jpeg_bytes is not None
 
     def test_capture_times_before_the_epoch_are_negative(self) -> None:
         moment = datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -309,14 +330,14 @@ class TestHeaderValidation:
     @pytest.mark.parametrize(
         ("offset", "replacement", "message"),
         [
-            (5, bytes([4]), "unknown profile or layout"),
+            (5, bytes([5]), "unknown profile or layout"),
             (6, bytes([3]), "unknown profile or layout"),
             (7, bytes([9]), "unknown entropy coder 9"),
             (32, bytes([0, 0]), "is empty"),
             (34, bytes([0, 0]), "is empty"),
             (36, bytes([0]), "quality 0"),
             (36, bytes([101]), "quality 101"),
-            (37, bytes([2]), "unknown header flags"),
+            (37, bytes([4]), "unknown header flags"),
             (38, bytes([0]), "device id is empty"),
             (39, b"\xff", "not UTF-8"),
             (RETENTION_AT, bytes([0]), "invalid retention keep=0"),
