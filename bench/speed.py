@@ -28,7 +28,9 @@ from shared.codec import Profile, decode, encode
 
 SIZES: tuple[tuple[int, int], ...] = ((768, 512), (1920, 1080))
 PROFILES: tuple[tuple[str, Profile], ...] = (
-    ("lowpass (default)", Profile.lowpass()),
+    ("auto q75 (default)", Profile.auto(75)),
+    ("adaptive 40 kB", Profile.adaptive(40_000)),
+    ("lowpass", Profile.lowpass()),
     ("lossless q90", Profile.lossless(90)),
 )
 
