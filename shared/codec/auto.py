@@ -253,7 +253,8 @@ def _start_scale(quality: int) -> float:
     """A first guess from the mean Annex K luma step at ``quality``: the scales chosen for
     eight training photographs at 768x512 (41, 24, 15 and 8 at qualities 20, 50, 75, 90)
     follow 1.62 * step**0.652."""
-    return max(1.62 * float(standard_tables(quality)[0].mean()) ** 0.652, 1.0)
+    mean_step = float(standard_tables(quality)[0].mean())
+    return max(1.62 * mean_step**0.652, 1.0)
 
 
 def choose_auto(image: Transformed, quality: int, model: AutoModel = MODEL) -> CoefficientImage:
