@@ -254,7 +254,7 @@ def _start_scale(quality: int) -> float:
     eight training photographs at 768x512 (41, 24, 15 and 8 at qualities 20, 50, 75, 90)
     follow 1.62 * step**0.652."""
     mean_step = float(standard_tables(quality)[0].mean())
-    return max(1.62 * mean_step**0.652, 1.0)
+    return max(1.62 * math.pow(mean_step, 0.652), 1.0)
 
 
 def choose_auto(image: Transformed, quality: int, model: AutoModel = MODEL) -> CoefficientImage:
