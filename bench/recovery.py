@@ -22,6 +22,7 @@ from cloud_receiver.recovery import DEFAULT_MODEL_PATH, Recovery
 from shared.codec import Layout, Profile, decode, encode
 
 PROFILES = {
+    "auto-q75": Profile.auto(75),
     "lowpass-q90-15-6": Profile.lowpass(90, 15, 6),
     "paper-q50-gray-a8": Profile.paper(50, 8, layout=Layout.GRAY),
     "adaptive-40kB": Profile.adaptive(40_000),
