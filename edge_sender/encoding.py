@@ -7,14 +7,8 @@ from dataclasses import dataclass
 
 from edge_sender.config import EncodeSettings
 from edge_sender.sources import Frame
-from shared.codec import DecodeLimits, Profile, ProfileKind, decode, encode
+from shared.codec import Profile, ProfileKind, decode_header, encode
 from shared.codec.image_id import new_image_id
-
-# The sender reads back its own payload, so the receiver's limits do not apply: any size
-# encode accepts must decode (the header stores each side as u16).
-_OWN_PAYLOADS = DecodeLimits(
-    max_width=65535, max_height=65535, max_pixels=65535 * 65535, max_payload_bytes=2**62
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ def encode_frame(frame: Frame, settings: EncodeSettings, device_id: str) -> Enco
     )
     reference = None
     if profile.kind is ProfileKind.AUTO:
-        # Read from the payload rather than measured again: encode already ran libjpeg once,
-        # and decoding costs a fraction of the encode.
-        reference = decode(payload, limits=_OWN_PAYLOADS).reference_jpeg_bytes
+        # Read from the payload's header rather than measured again: encode already ran
+        # libjpeg once, and the header is read without decoding a band.
+        reference = decode_header(payload).reference_jpeg_bytes
     return EncodedFrame(image_id, payload, reference)

@@ -4,12 +4,13 @@ Public API (stable; external tools call exactly this)::
 
     encode(image, profile, *, device_id="local", image_id=None, captured_at=None) -> bytes
     decode(payload, *, limits=None, allow_partial=False) -> Decoded
+    decode_header(payload) -> Header (checksum verified, bands not decoded)
     truncate(payload, bands) -> bytes
 """
 
 from shared.codec.coefficients import CoefficientImage, Retention
 from shared.codec.errors import PayloadError
-from shared.codec.payload import Decoded, DecodeLimits, decode, encode, truncate
+from shared.codec.payload import Decoded, DecodeLimits, decode, decode_header, encode, truncate
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ProfileKind",
     "Retention",
     "decode",
+    "decode_header",
     "encode",
     "truncate",
 ]

@@ -291,6 +291,12 @@ def decode(
     )
 
 
+def decode_header(payload: bytes | bytearray | memoryview) -> wire.Header:
+    """The header of a complete payload (checksum verified), without decoding its bands:
+    cheap enough for a sender to read back what it just wrote."""
+    return _split(memoryview(payload), allow_partial=False)[0].header
+
+
 def truncate(payload: bytes, bands: int) -> bytes:
     """The same payload with only its first ``bands`` bands, re-sealed: a coarser image."""
     data = memoryview(payload)

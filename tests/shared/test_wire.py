@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.codec import Layout, PayloadError, Profile, decode, encode, truncate
+from shared.codec import Layout, PayloadError, Profile, decode, decode_header, encode, truncate
 from shared.codec.coefficients import Retention
 from shared.codec.frontend import analyse, channel_tables
 from shared.codec.profiles import DcMode
@@ -430,3 +430,15 @@ class TestVarint:
     def test_values_a_reader_would_refuse_cannot_be_written(self, value: int) -> None:
         with pytest.raises(ValueError, match="outside"):
             write_varint(value)
+
+
+def test_decode_header_reads_the_header_without_the_bands() -> None:
+    pixels = _colour_16x16()
+    payload = _encode(pixels, Profile.auto(70))
+    header = decode_header(payload)
+    decoded = decode(payload)
+    assert header.reference_jpeg_bytes == decoded.reference_jpeg_bytes
+    assert header.quality == 70
+    assert header.image_id == decoded.image_id
+    with pytest.raises(PayloadError, match="checksum"):
+        decode_header(payload[:-1] + bytes([payload[-1] ^ 1]))
