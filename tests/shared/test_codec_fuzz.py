@@ -59,6 +59,9 @@ def _seed_payloads() -> dict[str, bytes]:
             _image(16, 16, True, 5), Profile.lowpass(90, 6, 3, layout=Layout.GRAY)
         ),
         "420-adaptive-32x32": encode(_image(32, 32, True, 6), Profile.adaptive(900)),
+        # auto: explicit tables with a promised quality, and the reference JPEG size varint
+        "420-auto-q60-40x24": encode(_image(24, 40, True, 8), Profile.auto(60)),
+        "gray-auto-q90-9x14": encode(_image(14, 9, False, 9), Profile.auto(90)),
         "444-explicit-u16-tables-16x8": encode(
             _image(8, 16, True, 7), Profile.lowpass(tables=wide, layout=Layout.YCBCR444)
         ),
