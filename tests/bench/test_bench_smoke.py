@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import rd, speed
+from bench import promise, rd, speed
 from bench.codecs import BASELINE, BY_NAME, CODECS
 from bench.jpeg import truncated_jpeg_bytes
 from shared.codec import Layout, Profile, decode, encode
@@ -164,3 +164,14 @@ def test_rd_rejects_unknown_codecs_and_points(tmp_path: Path) -> None:
         rd.main([*base, "--points", "nothing"])
     with pytest.raises(SystemExit):
         rd.main([*base, "--qualities", "0,300"])
+
+
+def test_promise_reports_each_quality(capsys: pytest.CaptureFixture[str]) -> None:
+    assert promise.main(["--data", str(SAMPLES), "--limit", "2", "--qualities", "50,90"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("| 50 ", "| 90 "))]
+    assert len(rows) == 2
+    for row in rows:
+        met = row.split("|")[2].strip()
+        assert met.endswith("%)")
+        assert met.split("/")[1].startswith("2 ")
