@@ -231,6 +231,16 @@ def test_gallery_lists_images_and_adds_new_ones_live(
     assert label.get_attribute("data-jpeg-basis") == "same_quality_setting"
     assert label.text == "vs JPEG at the same quality setting (quality not matched)"
     assert TIMES not in label.text
+    assert "lowpass q75" in lowpass.text
+
+    # A byte budget names no quality: its card says the tables are its own (not "qnull").
+    send(mosquitto, device, spool, SAMPLES[0], "--encode-profile", "adaptive")
+    wait_for(browser, lambda d: len(card_ids(d, device)) == 5, "the adaptive image did not appear")
+    items = httpx.get(f"{receiver}/api/v1/images", params={"device": device}, timeout=10).json()
+    (adaptive_id,) = [item["id"] for item in items["items"] if item["profile"] == "adaptive"]
+    adaptive = browser.find_element(By.CSS_SELECTOR, f'{CARDS}[data-image-id="{adaptive_id}"]')
+    assert "adaptive, own tables" in adaptive.text
+    assert "null" not in adaptive.text
 
     # Its card opens the stages side by side; the enhanced one says why it is missing.
     browser.find_element(By.CSS_SELECTOR, f'{CARDS}[data-image-id="{newest}"] .card-open').click()

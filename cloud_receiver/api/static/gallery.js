@@ -45,6 +45,11 @@ class ApiError extends Error {
 
 // ---- small helpers -----------------------------------------------------------------------
 
+// An adaptive payload (or one with custom tables) names no quality: say so instead of "qnull".
+function profileLabel(meta) {
+  return meta.quality === null ? `${meta.profile}, own tables` : `${meta.profile} q${meta.quality}`;
+}
+
 function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
@@ -237,7 +242,7 @@ function renderCard(meta) {
       h(
         "p",
         { class: "card-tags" },
-        `${meta.profile} q${meta.quality} · ${meta.width}×${meta.height}`,
+        `${profileLabel(meta)} · ${meta.width}×${meta.height}`,
         stage ? ` · ${stage}` : "",
       ),
     ),
@@ -542,7 +547,10 @@ function renderDetail(meta) {
     metaRow("Captured", timeElement(meta.captured_at)),
     metaRow("Received", timeElement(meta.received_at)),
     metaRow("Size", `${meta.width}×${meta.height}, ${meta.layout}`),
-    metaRow("Profile", `${meta.profile}, quality ${meta.quality}`),
+    metaRow(
+      "Profile",
+      meta.quality === null ? `${meta.profile}, own tables` : `${meta.profile}, quality ${meta.quality}`,
+    ),
     metaRow("Payload", formatBytes(meta.payload_bytes)),
     metaRow("Compared JPEG", `${formatBytes(meta.jpeg_bytes)} (${ratioText(meta)})`),
     metaRow("Decode", formatMs(meta.timings_ms?.decode)),
