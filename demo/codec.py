@@ -10,14 +10,13 @@ than the payload's, so its ratio is no saving at equal quality.
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from shared.codec import Profile, decode, encode
+from shared.codec.reference import reference_jpeg_bytes
 from shared.metrics import psnr
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -39,12 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chroma-keep", type=int, default=6, help="lowpass: bands kept for chroma")
 
 
-def _jpeg_bytes(rgb: npt.NDArray[np.uint8], quality: int) -> int:
-    jpeg = io.BytesIO()
-    Image.fromarray(rgb).save(jpeg, "JPEG", quality=quality, optimize=True)
-    return jpeg.tell()
-
-
 def run(args: argparse.Namespace) -> int:
     paths: list[Path] = args.images or sorted(SAMPLES.glob("*.png"))
     if not paths:
@@ -61,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         payload = encode(rgb, profile, device_id="demo")
         decoded = decode(payload)
-        jpeg = decoded.reference_jpeg_bytes or _jpeg_bytes(rgb, args.quality)
+        jpeg = decoded.reference_jpeg_bytes or reference_jpeg_bytes(rgb, args.quality)
         print(
             f"{path.name:<24}{len(payload):>9}{jpeg:>9}{len(payload) / jpeg:>7.2f}"
             f"{psnr(rgb, decoded.to_rgb()):>9.2f}"

@@ -235,17 +235,16 @@ def retained(levels: tuple[Int32Array, ...]) -> tuple[Retention, ...]:
 
 
 def coefficient_image(image: Transformed, chosen: Candidate) -> CoefficientImage:
-    """The chosen levels as the codec's coefficient image (unsent bands zeroed)."""
-    retention = retained(chosen.levels)
-    channels = []
-    for levels, (by, bx), kept in zip(chosen.levels, image.shapes, retention, strict=True):
-        full = levels.reshape(by, bx, 64).copy()
-        full[:, :, kept.keep :] = 0
-        channels.append(full)
+    """The chosen levels as the codec's coefficient image (bands past each channel's last
+    non-zero level are already zero, so retention only stops sending them)."""
+    channels = tuple(
+        levels.reshape(by, bx, 64)
+        for levels, (by, bx) in zip(chosen.levels, image.shapes, strict=True)
+    )
     luma, chroma = chosen.tables
     tables = (luma,) if image.layout is Layout.GRAY else (luma, chroma, chroma)
     return CoefficientImage(
-        image.width, image.height, image.layout, tuple(channels), tables, retention
+        image.width, image.height, image.layout, channels, tables, retained(chosen.levels)
     )
 
 

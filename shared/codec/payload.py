@@ -6,6 +6,7 @@ import itertools
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -157,46 +158,32 @@ def encode(
     layout = profile.layout
     if layout is None:
         layout = Layout.GRAY if pixels.ndim == 2 else Layout.YCBCR420
-    identity = uuid.UUID(str(image_id)) if image_id is not None else new_image_id()
-    captured_us = _captured_us(captured_at)
+    seal = partial(
+        encode_coefficients,
+        device_id=device_id,
+        image_id=uuid.UUID(str(image_id)) if image_id is not None else new_image_id(),
+        captured_at_us=_captured_us(captured_at),
+    )
     if profile.kind is ProfileKind.AUTO:
-        reference = reference_jpeg_bytes(pixels, profile.quality)
-        return encode_coefficients(
+        return seal(
             choose_auto(transform(pixels, layout), profile.quality),
             ProfileKind.AUTO,
             quality=profile.quality,
             explicit_tables=True,
-            device_id=device_id,
-            image_id=identity,
-            captured_at_us=captured_us,
-            reference_jpeg_bytes=reference,
+            reference_jpeg_bytes=reference_jpeg_bytes(pixels, profile.quality),
         )
     if profile.kind is ProfileKind.ADAPTIVE:
         assert profile.max_bytes is not None
-
-        def seal(coefficients: CoefficientImage) -> bytes:
-            return encode_coefficients(
-                coefficients,
-                ProfileKind.ADAPTIVE,
-                quality=0,
-                explicit_tables=True,
-                device_id=device_id,
-                image_id=identity,
-                captured_at_us=captured_us,
-            )
-
-        return choose_budget(transform(pixels, layout), profile.max_bytes, seal)
+        budget_seal = partial(seal, profile=ProfileKind.ADAPTIVE, quality=0, explicit_tables=True)
+        return choose_budget(transform(pixels, layout), profile.max_bytes, budget_seal)
     tables = channel_tables(layout, *profile.quantisation_tables())
     coefficients = analyse(pixels, layout, tables, _retention(profile, layout))
     explicit = profile.tables is not None
-    return encode_coefficients(
+    return seal(
         coefficients,
         profile.kind,
         quality=0 if explicit else profile.quality,
         explicit_tables=explicit,
-        device_id=device_id,
-        image_id=identity,
-        captured_at_us=captured_us,
     )
 
 

@@ -107,10 +107,9 @@ def _bands_worth_their_bits(
     levels remove more distortion than ``mu`` times their bits."""
     # Error removed by sending a level l instead of zero: x^2 - (x - l)^2 = l (2x - l).
     removed = (levels * (2 * scaled - levels)).sum(axis=0)
-    sampled = _counts(np.abs(levels[::_SAMPLE_EVERY])) * (
-        levels.shape[0] / max(len(range(0, levels.shape[0], _SAMPLE_EVERY)), 1)
-    )
-    rate = (sampled * costs).sum(axis=1) + overhead_bits
+    sample = levels[::_SAMPLE_EVERY]
+    counts = _counts(np.abs(sample)) * (levels.shape[0] / sample.shape[0])
+    rate = (counts * costs).sum(axis=1) + overhead_bits
     worth = removed > mu * rate
     worth[0] = True  # DC always travels
     return int(np.flatnonzero(worth)[-1]) + 1
