@@ -24,6 +24,11 @@ The planes of a band are the unary planes of its tokens, then one plane holding,
 token of at least 2 in the same order, the bit below the magnitude's leading one. A raw
 field is the sign, then the magnitude's bits below those two (``max(token - 1, 1)`` bits
 for a non-zero token, none for zero). Tokens, planes and fields are all in context order.
+
+Every coefficient, DC included, lies within +-``MAX_COEFFICIENT``: the encoder refuses any
+other before writing a byte and the decoder refuses a payload that decodes to one, so what
+one side accepts the other reads. The bound leaves a DC residual (the difference of two
+coefficients) a token of at most ``MAX_TOKEN``.
 """
 
 from __future__ import annotations
@@ -52,7 +57,13 @@ from shared.codec.varint import read_varint, write_varint
 from shared.codec.zigzag import FREQ_ABOVE, FREQ_LEFT
 
 CODER_ID = 1
-MAX_TOKEN = 15  # |v| < 2**15, far above any quantised 8-bit DCT coefficient
+MAX_TOKEN = 15  # the largest magnitude category: |v| < 2**15
+#: The largest coefficient magnitude a payload carries, on both sides of the wire. Half the
+#: token range, so a DC residual fits; far above any quantised 8-bit DCT coefficient (at most
+#: 1024 with unit steps).
+MAX_COEFFICIENT = (1 << (MAX_TOKEN - 1)) - 1
+#: Decision planes a band can hold: the unary planes 0..MAX_TOKEN, then the top plane.
+_MAX_PLANES = MAX_TOKEN + 2
 _BROTLI_QUALITY = 5  # higher qualities gain under 1% on bit planes at several times the time
 _BROTLI_WINDOW = 22
 
@@ -71,6 +82,30 @@ def _category(values: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
     if magnitude.size and int(magnitude.max()) >= 1 << MAX_TOKEN:
         raise ValueError(f"coefficient magnitude {int(magnitude.max())} exceeds 2**{MAX_TOKEN}")
     return _BIT_LENGTH[magnitude]
+
+
+def _over_bound(values: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    # Two comparisons, not abs(): abs() of the most negative int32 wraps to itself.
+    over: npt.NDArray[np.bool_] = (values > MAX_COEFFICIENT) | (values < -MAX_COEFFICIENT)
+    return over
+
+
+def _check_bound(bands: npt.NDArray[np.int32], layout: _Layout) -> None:
+    """Refuse, before anything is coded, a coefficient the decoder would refuse.
+
+    ``bands``: ``(bands, rows)`` band-major, as :func:`encode_bands` stacks the channels.
+    """
+    over = np.argwhere(_over_bound(bands))
+    if not over.size:
+        return
+    band, row = (int(i) for i in over[0])
+    channel = int(np.searchsorted(layout.starts, row, side="right")) - 1
+    y, x = divmod(row - int(layout.starts[channel]), layout.shapes[channel][1])
+    raise ValueError(
+        f"coefficient {int(bands[band, row])} (channel {channel}, block ({y}, {x}), zigzag "
+        f"band {band}) exceeds the payload's bound of +-{MAX_COEFFICIENT}; quantise with "
+        "larger steps"
+    )
 
 
 def _fields(
@@ -207,6 +242,7 @@ def encode_bands(channels: Sequence[Int32Array], retention: Sequence[Retention])
     # Only the bands that travel are worked on: a lowpass image uses a quarter of them.
     # Band-major (bands, rows) so that every band is contiguous.
     bands = np.concatenate([c.reshape(-1, 64)[:, : layout.bands] for c in channels]).T.copy()
+    _check_bound(bands, layout)
     abs_bands = np.zeros((layout.bands + 1, layout.rows), np.uint8)
     np.minimum(np.abs(bands), 127, out=abs_bands[: layout.bands], casting="unsafe")
     tokens = _category(bands)
@@ -359,6 +395,15 @@ def decode_bands(
             bands[band, active] = values
             abs_bands[band, active] = np.minimum(np.abs(values), 127)
             nonzero_before[active] += values != 0
+    over = np.flatnonzero(_over_bound(bands).any(axis=1))
+    if over.size:
+        band = int(over[0])
+        value = int(bands[band][_over_bound(bands[band])][0])
+        raise PayloadError(
+            f"band {band} decodes to a coefficient of {value}, which exceeds the payload's "
+            f"bound of +-{MAX_COEFFICIENT}",
+            offsets[band],
+        )
     rows = np.zeros((layout.rows, 64), dtype=np.int32)
     rows[:, : layout.bands] = bands.T
     return [
@@ -376,10 +421,10 @@ def _active_rows(active: npt.NDArray[np.int64] | slice, layout: _Layout) -> int:
 def _inflate(
     decompressor: brotli.Decompressor, chunk: memoryview, expected: int, band: int, where: int
 ) -> npt.NDArray[np.uint8]:
-    # A token spans at most MAX_TOKEN planes of WORD-decision words, each plane ending in at
-    # most one partial word: anything longer is corrupt, and the bound stops a decompression
-    # bomb.
-    limit = expected * MAX_TOKEN // WORD + MAX_TOKEN + 2
+    # A band's planes (at most _MAX_PLANES) each hold at most one decision per token, in
+    # WORD-decision words: anything longer is corrupt, and the bound stops a decompression
+    # bomb. One byte past it tells "longer" from "exactly at the bound".
+    limit = _MAX_PLANES * -(-expected // WORD) + 1
     try:
         out = decompressor.process(bytes(chunk), output_buffer_limit=limit)
     except brotli.error as exc:

@@ -39,12 +39,45 @@ MAX_DIMENSION = 65535  # the header holds width and height as u16
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """Bounds checked before decoding allocates anything."""
+    """Bounds checked from the header before decoding allocates anything.
+
+    ``max_pixels_per_byte`` ties what a payload may claim to what it carries: the decoder
+    allocates 4 to 12 bytes per pixel whatever the body holds, so without it 76 bytes could
+    claim 33 M pixels. The bound must pass honest flat frames, the most compressible images
+    there are: an all-black 4096x3072 ``auto`` payload is 222 bytes in colour (56,680 pixels
+    per byte) and 151 in gray (83,331), so 131,072 (2,048 blocks per byte). It stops the
+    almost empty payload; the receiver's memory and time estimates bound the rest.
+    """
 
     max_width: int = 8192
     max_height: int = 8192
-    max_pixels: int = 8192 * 4096
+    max_pixels: int = 4096 * 3072
     max_payload_bytes: int = 16 * 1024 * 1024
+    max_pixels_per_byte: int = 131072
+
+    def check(self, header: wire.Header, payload_bytes: int) -> None:
+        """Raise :class:`PayloadError` when the header claims more than these limits allow."""
+        if payload_bytes > self.max_payload_bytes:
+            raise PayloadError(
+                f"payload of {payload_bytes} bytes exceeds the limit of {self.max_payload_bytes}"
+            )
+        pixels = header.width * header.height
+        if (
+            header.width > self.max_width
+            or header.height > self.max_height
+            or pixels > self.max_pixels
+        ):
+            raise PayloadError(
+                f"image {header.width}x{header.height} exceeds the decoder's limits "
+                f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)",
+                32,
+            )
+        if pixels > self.max_pixels_per_byte * payload_bytes:
+            raise PayloadError(
+                f"image {header.width}x{header.height} from a {payload_bytes}-byte payload"
+                f" exceeds the limit of {self.max_pixels_per_byte} pixels per payload byte",
+                32,
+            )
 
 
 @dataclass(frozen=True)
@@ -121,7 +154,10 @@ def encode_coefficients(
     """Entropy-code already quantised coefficients into a sealed payload.
 
     ``quality`` 0 with ``explicit_tables`` says the tables promise no libjpeg quality.
+    Raises ValueError, before coding anything, for what the decoder would refuse: a reserved
+    DC mode, or a coefficient past ``entropy.MAX_COEFFICIENT``.
     """
+    wire.check_retention(coefficients.retention)
     segments = entropy.encode_bands(coefficients.channels, coefficients.retention)
     distinct = coefficients.tables[: 1 if coefficients.layout is Layout.GRAY else 2]
     header = wire.Header(
@@ -232,16 +268,7 @@ def decode(
     header = parsed.header
     if header.coder != entropy.CODER_ID:
         raise PayloadError(f"unknown entropy coder {header.coder}", 7)
-    if (
-        header.width > limits.max_width
-        or header.height > limits.max_height
-        or header.width * header.height > limits.max_pixels
-    ):
-        raise PayloadError(
-            f"image {header.width}x{header.height} exceeds the decoder's limits "
-            f"({limits.max_width}x{limits.max_height}, {limits.max_pixels} pixels)",
-            32,
-        )
+    limits.check(header, len(data))
     retention = tuple(replace(k, keep=min(k.keep, bands)) for k in header.retention)
     offsets = [
         parsed.body_offset + int(s)

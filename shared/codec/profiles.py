@@ -32,10 +32,14 @@ class Layout(IntEnum):
 
 
 class DcMode(IntEnum):
-    """How a channel's DC coefficients travel."""
+    """How a channel's DC coefficients travel.
+
+    ``DROPPED`` is reserved: payload v1 refuses it on both sides (see :mod:`shared.codec.wire`)
+    and no profile produces it.
+    """
 
     ALL = 0
-    DROPPED = 1
+    DROPPED = 1  # reserved: never written, refused when read
     ANCHORS = 2
 
 

@@ -21,8 +21,9 @@ bytes    type         field
                       reference JPEG size follows
 1        u8           device id length n (1..255)
 n        UTF-8        device id
-3 per    u8 x 3       per channel: bands kept (1..64), DC mode (0 all, 1 dropped,
-channel               2 anchors), anchor spacing in blocks (0 unless anchors)
+3 per    u8 x 3       per channel: bands kept (1..64), DC mode (0 all, 2 anchors; 1 is
+channel               reserved, see below), anchor spacing in blocks (1..255 with anchors,
+                      else 0)
 [1+]     u8, tables   if flag 0: table count t (1 or 2), then per table a precision
                       byte (0: 64 x u8, 1: 64 x u16) and 64 steps in natural order
 [varint]  varint      if flag 1: bytes of the libjpeg JPEG (Pillow, optimised Huffman,
@@ -34,6 +35,11 @@ channel               2 anchors), anchor spacing in blocks (0 unless anchors)
 =======  ===========  ==========================================================
 
 Channel c uses table 0 when c is 0 and the last table otherwise.
+
+DC mode 1 (``DcMode.DROPPED``, no DC at all) is reserved: the encoder refuses it and the
+decoder refuses a payload that says it. No profile sends it, and the receiver could not
+recover it well: block boundaries give the differences between DCs, but without one DC
+that travelled, nothing gives a channel's overall level.
 """
 
 from __future__ import annotations
@@ -78,7 +84,29 @@ class Header:
         return tuple(self.tables[0 if c == 0 else -1] for c in range(self.layout.channels))
 
 
+def _retention_fault(keep: int, dc_mode: int, anchor: int) -> tuple[str, int] | None:
+    """Why a channel's retention cannot travel, and which of its three bytes says so."""
+    if dc_mode == DcMode.DROPPED:
+        return (
+            "DC mode 1 (dropped) is reserved: a payload v1 carries every DC (mode 0) or "
+            "an anchor grid of them (mode 2)",
+            1,
+        )
+    if not 1 <= keep <= 64 or dc_mode > 2 or (dc_mode == 2) != (anchor > 0) or anchor > 255:
+        return f"invalid retention keep={keep} dc={dc_mode} anchor={anchor}", 0
+    return None
+
+
+def check_retention(retention: tuple[Retention, ...]) -> None:
+    """Raise ValueError for a retention the decoder would refuse (see the table above)."""
+    for channel, kept in enumerate(retention):
+        fault = _retention_fault(kept.keep, kept.dc_mode, kept.anchor_every)
+        if fault is not None:
+            raise ValueError(f"channel {channel}: {fault[0]}")
+
+
 def pack_header(header: Header, band_sizes: list[int]) -> bytes:
+    check_retention(header.retention)
     device = header.device_id.encode("utf-8")
     if not 1 <= len(device) <= 255:
         raise ValueError("device id must be 1..255 bytes of UTF-8")
@@ -179,8 +207,9 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     for _ in range(layout.channels):
         _need(data, pos, 3, "channel retention")
         keep, dc_mode, anchor = data[pos], data[pos + 1], data[pos + 2]
-        if not 1 <= keep <= 64 or dc_mode > 2 or (dc_mode == 2) != (anchor > 0):
-            raise PayloadError(f"invalid retention keep={keep} dc={dc_mode} anchor={anchor}", pos)
+        fault = _retention_fault(keep, dc_mode, anchor)
+        if fault is not None:
+            raise PayloadError(fault[0], pos + fault[1])
         retention.append(Retention(keep, DcMode(dc_mode), anchor))
         pos += 3
     tables: tuple[TableArray, ...]
