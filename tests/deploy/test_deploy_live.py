@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,14 +19,21 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from deploy_broker import (
+    DEPLOY,
+    ROOT,
+    Broker,
+    Client,
+    deploy_broker,
+    free_port,
+    wait_for_port,
+    wait_until,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 BIN = Path(sys.executable).parent
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 pytestmark = pytest.mark.integration
 
 
@@ -41,79 +47,14 @@ def receiver_healthcheck() -> list[str]:
     return [sys.executable, *command[1:]]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # poll a TCP connect, never a fixed sleep
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
-
-
-class Broker:
-    def __init__(self, port: int, secrets: Path) -> None:
-        self.port = port
-        self.secrets = secrets
-
-    def password(self, user: str) -> str:
-        return (self.secrets / f"{user}.password").read_text().strip()
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """deploy/mosquitto/mosquitto.conf with only its paths and port moved into a temp folder."""
-    work = tmp_path_factory.mktemp("deploy-mosquitto")
-    secrets = work / "secrets"
-    subprocess.run(
-        [
-            "sh",
-            str(DEPLOY / "mosquitto" / "make-passwords.sh"),
-            str(secrets),
-            "receiver",
-            "edge-demo",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    replaced = {
-        "password_file": str(secrets / "passwords"),
-        "acl_file": str(DEPLOY / "mosquitto" / "acl"),
-        "persistence_location": f"{work}/",
-        "listener": f"{port} 127.0.0.1",
-        "log_dest": f"file {work / 'mosquitto.log'}",
-    }
-    lines = []
-    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
-        key = line.partition(" ")[0]
-        lines.append(f"{key} {replaced[key]}" if key in replaced else line)
-    if os.geteuid() == 0:
-        lines.append("user root")  # mosquitto drops root for "mosquitto", who cannot read tmp
-    config = work / "mosquitto.conf"
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, process, 10)
-    except RuntimeError:
-        process.kill()
-        _, err = process.communicate()
-        log = (work / "mosquitto.log").read_text() if (work / "mosquitto.log").exists() else ""
-        pytest.fail(f"mosquitto refused deploy/mosquitto/mosquitto.conf: {err.decode()}{log}")
-    yield Broker(port, secrets)
-    process.terminate()
-    process.wait(10)
-    assert process.stderr is not None
-    process.stderr.close()
+        with deploy_broker(tmp_path_factory.mktemp("deploy-mosquitto")) as running:
+            yield running
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def connect(broker: Broker, user: str, password: str) -> tuple[mqtt.Client, ReasonCode]:
@@ -156,6 +97,8 @@ def test_devices_publish_only_under_their_own_id(broker: Broker) -> None:
     forger.on_disconnect = lambda *args: answered.set()
     forger.publish("dctlink/cam-b/image", b"forged", qos=1)
     assert answered.wait(10)
+    forger.disconnect()  # one connection per login: the next one would take over this one
+    forger.loop_stop()
     device, code = connect(broker, "edge-demo", broker.password("edge-demo"))
     assert not code.is_failure
     device.publish("dctlink/edge-demo/image", b"mine", qos=1).wait_for_publish(10)
@@ -163,7 +106,7 @@ def test_devices_publish_only_under_their_own_id(broker: Broker) -> None:
     while "dctlink/edge-demo/image" not in received and time.monotonic() < deadline:
         time.sleep(0.02)
     assert received == ["dctlink/edge-demo/image"]
-    for client in (forger, device, receiver):
+    for client in (device, receiver):
         client.disconnect()
         client.loop_stop()
 
@@ -175,6 +118,7 @@ def test_wrong_password_is_refused(broker: Broker) -> None:
 
 
 def test_compose_broker_healthcheck_command(broker: Broker, tmp_path: Path) -> None:
+    """The broker healthcheck passes, and leaves a connected receiver connected (its own login)."""
     if shutil.which("mosquitto_sub") is None:
         pytest.skip("mosquitto_sub is not installed (apt-get install mosquitto-clients)")
     test = yaml.safe_load(COMPOSE.read_text())["services"]["mosquitto"]["healthcheck"]["test"]
@@ -184,12 +128,28 @@ def test_compose_broker_healthcheck_command(broker: Broker, tmp_path: Path) -> N
         .replace("-p 1883", f"-p {broker.port}")
         .replace("/mosquitto/secrets", str(broker.secrets))
     )
+    user = re.search(r"-u (\S+)", command)
+    assert user is not None
+    assert user.group(1) not in {"receiver", "edge-demo"}
+    receiver = Client(broker, "receiver")
+    assert not receiver.connect(clean_start=True, session_expiry_s=60).is_failure
+    topic = f"dctlink/edge-demo/hc-{uuid.uuid4().hex[:8]}"
+    receiver.subscribe(topic)
+
     subprocess.run(["sh", "-c", command], check=True, timeout=15)
-    wrong = command.replace("-u receiver", "-u nobody")
+    wrong = command.replace(f"-u {user.group(1)}", "-u nobody")
     assert (
         subprocess.run(["sh", "-c", wrong], check=False, capture_output=True, timeout=15).returncode
         != 0
     )
+    device = Client(broker, "edge-demo")
+    assert not device.connect().is_failure
+    device.publish(topic, [b"after the healthcheck"])
+    arrived = wait_until(lambda: len(receiver.messages) == 1)
+    assert receiver.disconnects == [], "the healthcheck disconnected the receiver"
+    assert arrived
+    for client in (device, receiver):
+        client.close()
 
 
 def test_receiver_healthcheck_against_a_live_receiver(tmp_path: Path) -> None:

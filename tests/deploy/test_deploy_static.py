@@ -165,6 +165,28 @@ def test_compose_edge_and_receiver_share_the_broker(compose: dict[str, Any]) -> 
     device = edge["DCTLINK_EDGE__DEVICE_ID"]
     for service, user in (("edge-sender", device), ("cloud-receiver", "receiver")):
         assert f"/run/secrets/mqtt/{user}.password" in " ".join(services[service]["entrypoint"])
+    # The broker uses the username as client id; the receiver's setting says the same.
+    assert (
+        receiver["DCTLINK_RECEIVER__BROKER__CLIENT_ID"]
+        == receiver["DCTLINK_RECEIVER__BROKER__USERNAME"]
+    )
+
+
+def test_compose_broker_healthcheck_has_its_own_login(compose: dict[str, Any]) -> None:
+    """Logged in as the receiver, the healthcheck would take over the receiver's session."""
+    services = compose["services"]
+    check = " ".join(services["mosquitto"]["healthcheck"]["test"])
+    match = re.search(r"-u (\S+)", check)
+    assert match is not None
+    user = match.group(1)
+    assert user in services["mqtt-credentials"]["command"]
+    assert f"/mosquitto/secrets/{user}.password" in check
+    logins = {
+        services["cloud-receiver"]["environment"]["DCTLINK_RECEIVER__BROKER__USERNAME"],
+        services["edge-sender"]["environment"]["DCTLINK_EDGE__BROKER__USERNAME"],
+    }
+    assert user not in logins
+    assert user not in acl_receivers()
 
 
 def test_prometheus_scrapes_the_receiver(compose: dict[str, Any]) -> None:
@@ -339,9 +361,43 @@ def test_mosquitto_config_is_secured_and_fits_chunks(compose: dict[str, Any]) ->
     assert settings["persistence_location"].rstrip("/") in mounts
 
 
-def test_acl_confines_devices_to_their_id() -> None:
+def listener_blocks(path: Path) -> list[list[tuple[str, str]]]:
+    """Each listener's settings, the commented-out ones (the TLS block) included."""
+    blocks: list[list[tuple[str, str]]] = []
+    for line in path.read_text().splitlines():
+        key, _, value = line.lstrip("#").partition(" ")
+        if key == "listener":
+            blocks.append([])
+        elif blocks and re.fullmatch(r"[a-z_]+", key) and value.strip():
+            blocks[-1].append((key, value.strip()))
+    return blocks
+
+
+def test_every_listener_ties_client_ids_to_usernames() -> None:
+    """mosquitto 2 reads use_username_as_clientid per listener, per_listener_settings or not."""
+    blocks = listener_blocks(DEPLOY / "mosquitto" / "mosquitto.conf")
+    assert len(blocks) == 2  # plain 1883 and the TLS block
+    for block in blocks:
+        assert ("use_username_as_clientid", "true") in block
+
+
+def acl_rules() -> list[tuple[str, ...]]:
     lines = (DEPLOY / "mosquitto" / "acl").read_text().splitlines()
-    rules = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#")]
+    return [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def acl_receivers() -> list[str]:
+    """Users the ACL lets read every device's topics (and nothing more)."""
+    rules = acl_rules()
+    return [
+        rule[1]
+        for rule, grant in zip(rules, [*rules[1:], ()], strict=True)
+        if rule[0] == "user" and grant == ("topic", "read", "dctlink/#")
+    ]
+
+
+def test_acl_confines_devices_to_their_id() -> None:
+    rules = acl_rules()
     assert ("pattern", "write", "dctlink/%u/#") in rules
     assert rules[rules.index(("user", "receiver")) + 1] == ("topic", "read", "dctlink/#")
     assert not [rule for rule in rules if rule[:2] in {("topic", "write"), ("topic", "readwrite")}]
@@ -412,7 +468,7 @@ def test_kustomization_lists_existing_files() -> None:
 
 
 def test_k8s_receiver_probes_and_settings(manifests: dict[str, dict[str, Any]]) -> None:
-    deployment = manifests["Deployment"]
+    deployment = manifests["StatefulSet"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -425,8 +481,53 @@ def test_k8s_receiver_probes_and_settings(manifests: dict[str, dict[str, Any]]) 
     user = instruction(DOCKERFILES["cloud"], "USER")[0].split(":")[0]
     assert pod["securityContext"]["runAsUser"] == int(user)
     env = set(manifests["ConfigMap"]["data"]) | {item["name"] for item in container["env"]}
-    assert env <= KNOWN_ENV
+    env |= set(re.findall(r"\bDCTLINK_[A-Z0-9_]+", json.dumps(container["command"])))
+    assert {name for name in env if name.startswith("DCTLINK_")} <= KNOWN_ENV
     claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
     assert claim == manifests["PersistentVolumeClaim"]["metadata"]["name"]
     target = manifests["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
-    assert target["name"] == deployment["metadata"]["name"]
+    assert (target["kind"], target["name"]) == ("StatefulSet", deployment["metadata"]["name"])
+
+
+def test_k8s_replicas_each_have_a_receiver_login(manifests: dict[str, dict[str, Any]]) -> None:
+    """Pod dctlink-receiver-N logs in as receiver-N: the ACL has one for every HPA replica."""
+    hpa = manifests["HorizontalPodAutoscaler"]["spec"]
+    wanted = [f"receiver-{n}" for n in range(hpa["maxReplicas"])]
+    assert set(wanted) <= set(acl_receivers())
+    assert "DCTLINK_RECEIVER__BROKER__USERNAME" not in manifests["ConfigMap"]["data"]  # per pod
+    pod = manifests["StatefulSet"]["spec"]["template"]["spec"]
+    secrets = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
+    assert secrets == ["dctlink-mqtt"]
+
+
+def test_k8s_entrypoint_logs_in_as_the_pods_ordinal(
+    manifests: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The container command, run by sh with a stand-in cloud-receiver that prints what it got."""
+    (container,) = manifests["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "mqtt")["mountPath"]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "receiver-3.password").write_text("s3cret\n")
+    stub = tmp_path / "bin" / "cloud-receiver"
+    stub.parent.mkdir()
+    stub.write_text(
+        '#!/bin/sh\necho "$DCTLINK_RECEIVER__BROKER__USERNAME'
+        ' $DCTLINK_RECEIVER__BROKER__CLIENT_ID $DCTLINK_RECEIVER__BROKER__PASSWORD $*"\n'
+    )
+    stub.chmod(0o755)
+    argv = [*container["command"], *container["args"]]
+    argv = [arg.replace(mount, str(secrets)) for arg in argv]
+    path = f"{stub.parent}{os.pathsep}{os.environ['PATH']}"
+
+    def run(pod: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": path, "POD_NAME": pod}
+        return subprocess.run(argv, check=False, env=env, capture_output=True, text=True)
+
+    result = run("dctlink-receiver-3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["receiver-3"] * 2 + ["s3cret", "serve", "--host", "0.0.0.0"]
+    # A pod beyond the logins in the Secret fails instead of connecting without a password.
+    missing = run("dctlink-receiver-9")
+    assert missing.returncode != 0
+    assert missing.stdout == ""

@@ -1,0 +1,178 @@
+"""The broker of deploy/, run for real: mosquitto with deploy/mosquitto/mosquitto.conf, the shipped
+ACL and a password file made by make-passwords.sh; only paths and the port move into a temporary
+folder. Plus a small paho client helper for the tests that log in to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+ACL = DEPLOY / "mosquitto" / "acl"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+DEVICE = "edge-demo"  # the compose demo device
+
+
+def acl_users() -> list[str]:
+    """The users the shipped ACL names in ``user`` lines, in file order."""
+    return [line.split()[1] for line in ACL.read_text().splitlines() if line.startswith("user ")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # poll a TCP connect, never a fixed sleep
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
+
+
+class Broker:
+    def __init__(self, port: int, secrets: Path, log: Path) -> None:
+        self.port = port
+        self.secrets = secrets
+        self.log = log
+
+    def password(self, user: str) -> str:
+        return (self.secrets / f"{user}.password").read_text().strip()
+
+
+@contextmanager
+def deploy_broker(work: Path) -> Iterator[Broker]:
+    """mosquitto on the shipped config, with a login for every ACL user and the demo device."""
+    secrets = work / "secrets"
+    subprocess.run(
+        ["sh", str(DEPLOY / "mosquitto" / "make-passwords.sh"), str(secrets), *acl_users(), DEVICE],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    log = work / "mosquitto.log"
+    replaced = {
+        "password_file": str(secrets / "passwords"),
+        "acl_file": str(ACL),
+        "persistence_location": f"{work}/",
+        "listener": f"{port} 127.0.0.1",
+        "log_dest": f"file {log}",
+    }
+    lines = []
+    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+        key = line.partition(" ")[0]
+        lines.append(f"{key} {replaced[key]}" if key in replaced else line)
+    if os.geteuid() == 0:
+        lines.append("user root")  # mosquitto drops root for "mosquitto", who cannot read tmp
+    config = work / "mosquitto.conf"
+    config.write_text("\n".join(lines) + "\n")
+    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process, 10)
+    except RuntimeError as error:
+        process.kill()
+        _, err = process.communicate()
+        text = log.read_text() if log.exists() else ""
+        raise RuntimeError(f"mosquitto refused the deploy/ config: {err.decode()}{text}") from error
+    try:
+        yield Broker(port, secrets, log)
+    finally:
+        process.terminate()
+        process.wait(10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+class Client:
+    """One paho client (MQTT 5) that records its CONNACKs, disconnects and messages."""
+
+    def __init__(self, broker: Broker, user: str, client_id: str | None = None) -> None:
+        self.client_id = client_id or f"{user}-{uuid.uuid4().hex[:8]}"
+        self.paho = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5
+        )
+        self.paho.username_pw_set(user, broker.password(user))
+        self.paho.reconnect_delay_set(1, 1)
+        self._broker = broker
+        self.codes: list[ReasonCode] = []
+        self.session_present: list[bool] = []
+        self.disconnects: list[ReasonCode] = []
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._connected = threading.Event()
+        self.paho.on_connect = self._on_connect
+        self.paho.on_disconnect = self._on_disconnect
+        self.paho.on_message = lambda c, u, message: self.messages.append(message)
+
+    def _on_connect(
+        self, c: mqtt.Client, u: object, flags: mqtt.ConnectFlags, code: ReasonCode, p: object
+    ) -> None:
+        self.codes.append(code)
+        self.session_present.append(flags.session_present)
+        self._connected.set()
+
+    def _on_disconnect(
+        self, c: mqtt.Client, u: object, f: object, code: ReasonCode, p: object
+    ) -> None:
+        self.disconnects.append(code)
+
+    def connect(self, *, clean_start: bool = True, session_expiry_s: int = 0) -> ReasonCode:
+        """Connect and wait for the CONNACK; its reason code (failures included)."""
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = session_expiry_s
+        self._connected.clear()
+        self.paho.connect(
+            "127.0.0.1", self._broker.port, clean_start=clean_start, properties=properties
+        )
+        self.paho.loop_start()
+        assert self._connected.wait(10), "no CONNACK"
+        return self.codes[-1]
+
+    def subscribe(self, topic: str) -> None:
+        acked = threading.Event()
+        self.paho.on_subscribe = lambda *args: acked.set()
+        result, _ = self.paho.subscribe(topic, qos=1)
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        assert acked.wait(10), "no SUBACK"
+
+    def publish(self, topic: str, payloads: list[bytes]) -> None:
+        """QoS 1, each acknowledged by the broker before this returns."""
+        infos = [self.paho.publish(topic, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(10)
+            assert info.is_published()
+
+    def close(self) -> None:
+        self.paho.disconnect()
+        self.paho.loop_stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
