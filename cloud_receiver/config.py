@@ -31,7 +31,9 @@ class BrokerSettings(broker.BrokerSettings):
     )
     client_id: str = Field(
         default="dctlink-receiver",
-        description="MQTT client id; fixed so the broker keeps our session across restarts",
+        description="MQTT client id; fixed so the broker keeps our session across restarts"
+        " (a broker using the username as client id, as deploy/'s does, ignores it:"
+        " one login per replica)",
     )
     shared_group: str | None = Field(
         default=None,
@@ -59,7 +61,67 @@ class IngestSettings(Section):
     )
     max_width: int = Field(default=8192, ge=8, description="Widest image the decoder accepts")
     max_height: int = Field(default=8192, ge=8, description="Tallest image the decoder accepts")
-    max_pixels: int = Field(default=8192 * 4096, ge=64, description="Most pixels an image may have")
+    max_pixels: int = Field(
+        default=4096 * 3072,
+        ge=64,
+        description="Most pixels an image may have (12.6 M: a Raspberry Pi HQ camera's 12.3 M"
+        " still fits)",
+    )
+    max_pixels_per_byte: int = Field(
+        default=131072,
+        ge=1,
+        description="Most pixels a payload may claim per byte it carries, so an almost empty"
+        " payload cannot claim a huge image (a black 4096x3072 frame needs 83,000)",
+    )
+    max_image_memory_bytes: int = Field(
+        default=320 * 1024 * 1024,
+        ge=16 * 1024 * 1024,
+        description="Estimated working memory one image may take; a recovery stage that would"
+        " need more is skipped (and the image says so), a payload whose received stage would"
+        " is refused. The receiver needs about 250 MB plus workers times this",
+    )
+    recovery_budget_s: float = Field(
+        default=2.5,
+        gt=0,
+        description="Seconds of recovery (classical and network) per image; a stage estimated"
+        " to overrun is skipped and classical smoothing stops at the deadline, the image"
+        " saying so",
+    )
+    inbox_max_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1024 * 1024,
+        description="Payloads acknowledged to the broker but not yet stored, kept on disk;"
+        " while it is full the receiver stops reading from the broker (nothing is lost)",
+    )
+    inbox_max_bytes_per_device: int = Field(
+        default=256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Inbox bytes one device may hold; past it its images are refused and"
+        " quarantined, so one device's flood cannot delay the others",
+    )
+    inbox_max_images_per_device: int = Field(
+        default=10_000, ge=1, description="Images one device may hold in the inbox"
+    )
+    device_images_per_s: float = Field(
+        default=20.0, gt=0, description="Images per second one device may send, sustained"
+    )
+    device_burst_images: int = Field(
+        default=1000,
+        ge=1,
+        description="Images one device may send at once above its rate (a spool draining after"
+        " an outage)",
+    )
+    device_bytes_per_s: float = Field(
+        default=8 * 1024 * 1024, gt=0, description="Payload bytes per second one device may send"
+    )
+    device_burst_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="Bytes one device may send at once"
+    )
+    http_max_waiting: int = Field(
+        default=16,
+        ge=1,
+        description="POSTed payloads waiting for a worker; past it POST answers 503",
+    )
     chunk_timeout_s: float = Field(
         default=60.0, gt=0, description="A chunked image whose chunks stop arriving is dropped"
     )
@@ -71,10 +133,21 @@ class IngestSettings(Section):
     chunk_max_pending: int = Field(
         default=1024, ge=1, description="Chunked images in progress over all devices"
     )
+    chunk_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of half-built chunked images over all devices",
+    )
     quarantine_max_files: int = Field(
         default=10_000,
         ge=0,
-        description="Rejected payloads kept for inspection; past it they are counted, not kept",
+        description="Rejected payloads kept for inspection; past it the oldest are deleted",
+    )
+    quarantine_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Bytes the kept rejected payloads (and their sidecars) may take; past it"
+        " the oldest are deleted",
     )
 
     @property
@@ -84,6 +157,7 @@ class IngestSettings(Section):
             max_height=self.max_height,
             max_pixels=self.max_pixels,
             max_payload_bytes=self.max_payload_bytes,
+            max_pixels_per_byte=self.max_pixels_per_byte,
         )
 
 

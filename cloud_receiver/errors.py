@@ -60,3 +60,17 @@ class PayloadRejectedError(ReceiverError):
         super().__init__(message)
         self.reason_class = reason_class
         self.offset = offset
+
+
+class RateLimitedError(ReceiverError):
+    """A device past its rate (``ingest.device_images_per_s`` and ``device_bytes_per_s``)."""
+
+    code = "rate_limited"
+    status = 429
+
+
+class BusyError(ReceiverError):
+    """Every worker is busy and the queue for HTTP payloads is full: try again shortly."""
+
+    code = "busy"
+    status = 503

@@ -114,19 +114,24 @@ class ReassemblyStats:
 
 @dataclass
 class _Pending:
-    buffer: bytearray
+    total: int
     count: int
-    slices: dict[int, tuple[int, int]]  # index -> (offset, length)
+    slices: dict[int, tuple[int, bytes]]  # index -> (offset, body)
+    held: int  # bytes of the slices: what this image really costs, whatever it claims
     last_seen: float
 
 
 class Reassembler:
     """Collects chunk messages into payloads, within bounds that no sender can push it past.
 
-    - ``timeout_s``: an image none of whose chunks arrived for this long is dropped (expired).
-    - ``max_bytes_per_device``: payload bytes one device may hold in half-built images; a new
-      image that would pass it evicts that device's least recently active ones first, and an
-      image larger than the bound on its own is refused with :class:`ChunkError`.
+    - ``timeout_s``: an image none of whose chunks arrived for this long is dropped (expired);
+      call :meth:`expire` on a timer, since a sender that stops sends nothing to trigger it.
+    - ``max_bytes_per_device``: bytes one device may hold in half-built images; past it that
+      device's least recently active images are evicted first, and an image that claims more
+      than the bound on its own is refused with :class:`ChunkError`.
+    - ``max_bytes``: bytes held over all devices; past it the least recently active images
+      of any device are evicted. Only bytes that arrived count: a claimed total allocates
+      nothing until the image completes, so claims alone cost no memory.
     - ``max_pending``: images in progress over all devices (least recently active evicted).
     - ``remember``: how many completed image ids are kept so that their late or re-sent chunks
       are ignored as duplicates instead of starting a new image.
@@ -140,14 +145,23 @@ class Reassembler:
         *,
         timeout_s: float = 60.0,
         max_bytes_per_device: int = 16 * 1024 * 1024,
+        max_bytes: int = 64 * 1024 * 1024,
         max_pending: int = 1024,
         remember: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if timeout_s <= 0 or max_bytes_per_device < 1 or max_pending < 1 or remember < 0:
+        if (
+            timeout_s <= 0
+            or max_bytes_per_device < 1
+            or max_bytes < 1
+            or max_pending < 1
+            or remember < 0
+        ):
             raise ValueError("Reassembler bounds must be positive")
         self.timeout_s = timeout_s
         self.max_bytes_per_device = max_bytes_per_device
+        self.max_bytes = max_bytes
+        self._held = 0
         self.max_pending = max_pending
         self._remember = remember
         self._clock = clock
@@ -172,39 +186,44 @@ class Reassembler:
         entry = self._pending.get(key)
         if entry is None:
             entry = self._start(key, header, now)
-        elif len(entry.buffer) != header.total or entry.count != header.count:
+        elif entry.total != header.total or entry.count != header.count:
             raise ChunkError(
                 f"image {header.image_id}: total {header.total} or count {header.count}"
-                f" differs from its earlier chunks ({len(entry.buffer)}, {entry.count})"
+                f" differs from its earlier chunks ({entry.total}, {entry.count})"
             )
         entry.last_seen = now
         self._pending.move_to_end(key)
-        place = (header.offset, len(body))
         seen = entry.slices.get(header.index)
         if seen is not None:
-            if seen != place:
+            if (seen[0], len(seen[1])) != (header.offset, len(body)):
                 raise ChunkError(
                     f"image {header.image_id}: chunk {header.index} arrived again with a"
-                    f" different slice ({place} after {seen})"
+                    f" different slice ({header.offset}+{len(body)} after"
+                    f" {seen[0]}+{len(seen[1])})"
                 )
             self.stats.duplicates += 1
             return None
-        entry.buffer[header.offset : header.offset + len(body)] = body
-        entry.slices[header.index] = place
+        entry.slices[header.index] = (header.offset, body)
+        entry.held += len(body)
+        self._held += len(body)
+        self._device_bytes[key[0]] = self.pending_bytes(key[0]) + len(body)
         if len(entry.slices) < entry.count:
+            self._make_room(key)
             return None
-        if sum(length for _, length in entry.slices.values()) != len(entry.buffer):
-            self._drop(key)
+        self._drop(key)
+        if entry.held != entry.total:
             raise ChunkError(
                 f"image {header.image_id}: its {entry.count} slices do not add up to"
-                f" {len(entry.buffer)} bytes"
+                f" {entry.total} bytes"
             )
-        self._drop(key)
+        whole = bytearray(entry.total)
+        for offset, part in entry.slices.values():
+            whole[offset : offset + len(part)] = part
         self._completed[key] = None
         while len(self._completed) > self._remember:
             self._completed.popitem(last=False)
         self.stats.completed += 1
-        return bytes(entry.buffer)
+        return bytes(whole)
 
     def expire(self, now: float | None = None) -> list[uuid.UUID]:
         """Drop images idle for longer than ``timeout_s``; returns their image ids."""
@@ -224,34 +243,47 @@ class Reassembler:
         return self._device_bytes.get(device_id, 0)
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes held over all devices."""
+        return self._held
+
+    @property
     def pending(self) -> int:
         """Images in progress, over all devices."""
         return len(self._pending)
 
     def _start(self, key: tuple[str, uuid.UUID], header: ChunkHeader, now: float) -> _Pending:
-        device_id = key[0]
-        if header.total > self.max_bytes_per_device:
+        bound = min(self.max_bytes_per_device, self.max_bytes)
+        if header.total > bound:
             raise ChunkError(
                 f"image {header.image_id}: {header.total} bytes exceeds the per-device"
-                f" reassembly bound of {self.max_bytes_per_device}"
+                f" reassembly bound of {bound}"
             )
-        # Make room before allocating: the header's total is the sender's claim, not ours.
-        while self.pending_bytes(device_id) + header.total > self.max_bytes_per_device:
-            oldest = next(k for k in self._pending if k[0] == device_id)
-            self._drop(oldest)
-            self.stats.evicted += 1
         while len(self._pending) >= self.max_pending:
             self._drop(next(iter(self._pending)))
             self.stats.evicted += 1
-        entry = _Pending(bytearray(header.total), header.count, {}, now)
+        entry = _Pending(header.total, header.count, {}, 0, now)
         self._pending[key] = entry
-        self._device_bytes[device_id] = self.pending_bytes(device_id) + header.total
         return entry
+
+    def _make_room(self, key: tuple[str, uuid.UUID]) -> None:
+        """Evict the least recently active images until the bounds hold again.
+
+        ``key``, the image that just grew, goes last: it is the most recently active.
+        """
+        device_id = key[0]
+        while self.pending_bytes(device_id) > self.max_bytes_per_device:
+            self._drop(next(k for k in self._pending if k[0] == device_id))
+            self.stats.evicted += 1
+        while self._held > self.max_bytes:
+            self._drop(next(iter(self._pending)))
+            self.stats.evicted += 1
 
     def _drop(self, key: tuple[str, uuid.UUID]) -> None:
         entry = self._pending.pop(key)
-        left = self._device_bytes.get(key[0], 0) - len(entry.buffer)
-        if left:
+        self._held -= entry.held
+        left = self._device_bytes.get(key[0], 0) - entry.held
+        if left > 0:
             self._device_bytes[key[0]] = left
         else:
-            del self._device_bytes[key[0]]
+            self._device_bytes.pop(key[0], None)

@@ -55,7 +55,9 @@ def create_app(
             loop.call_soon_threadsafe(hub.publish, event)
 
         quarantine = Quarantine(
-            settings.store.data_dir / "quarantine", settings.ingest.quarantine_max_files
+            settings.store.data_dir / "quarantine",
+            settings.ingest.quarantine_max_files,
+            settings.ingest.quarantine_max_bytes,
         )
         pipeline = Pipeline(
             settings,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import ForbiddenError, UnauthorizedError
@@ -47,11 +48,27 @@ _bearer = HTTPBearer(auto_error=False, description="API key (read or admin scope
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def _as_sent(token: str) -> bytes:
+    """The token's bytes as the client sent them: Starlette decodes header bytes as latin-1."""
+    try:
+        return token.encode("latin-1")
+    except UnicodeEncodeError:  # not from an HTTP header; any stable encoding will do
+        return token.encode("utf-8", "surrogatepass")
+
+
+def _key_bytes(key: SecretStr) -> bytes:
+    # A client sends a non-ASCII key as UTF-8; surrogatepass keeps this from ever raising.
+    return key.get_secret_value().encode("utf-8", "surrogatepass")
+
+
 def _scope_of(token: str, receiver: Receiver) -> Literal["read", "admin"] | None:
     api = receiver.settings.api
-    # Compare against every key in constant time, so timing does not reveal a prefix.
-    admin = any(hmac.compare_digest(token, k.get_secret_value()) for k in api.admin_keys)
-    read = any(hmac.compare_digest(token, k.get_secret_value()) for k in api.read_keys)
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text, and any client can
+    # send a non-ASCII header. Every key is compared in constant time, so timing does not
+    # reveal a prefix.
+    sent = _as_sent(token)
+    admin = any(hmac.compare_digest(sent, _key_bytes(k)) for k in api.admin_keys)
+    read = any(hmac.compare_digest(sent, _key_bytes(k)) for k in api.read_keys)
     return "admin" if admin else "read" if read else None
 
 

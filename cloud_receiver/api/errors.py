@@ -12,9 +12,13 @@ from cloud_receiver.errors import ReceiverError
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
+#: Headers that tell a client what to do next: who to be, or when to come back. A device's
+#: bucket refills within a second at the default rates, and a worker frees a slot sooner.
+_HINTS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "1"}, 503: {"Retry-After": "1"}}
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"code": code, "message": message}, status, headers=headers)
+    return JSONResponse({"code": code, "message": message}, status, headers=_HINTS.get(status))
 
 
 async def _domain(request: Request, error: Exception) -> JSONResponse:

@@ -9,7 +9,6 @@ reason and device id, counted and quarantined, so callers only decide how to ans
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,18 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
 from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.device_status import parse_status
 from cloud_receiver.errors import PayloadRejectedError
 from cloud_receiver.imaging import equivalent_jpeg, png_bytes
 from cloud_receiver.ingest.messages import reason_class
 from cloud_receiver.ingest.quarantine import Quarantine
 from cloud_receiver.metrics import Metrics
-from cloud_receiver.recovery import Recovery, Stages
+from cloud_receiver.recovery import Budget, Recovery, Stages
+from cloud_receiver.recovery.budget import estimate, over_memory
 from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord, Store
 from shared.chunking import ChunkError, Reassembler
-from shared.codec import Decoded, PayloadError, decode
+from shared.codec import DcMode, Decoded, PayloadError, decode, decode_header
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,11 @@ def build_record(
     decoded: Decoded, stages: Stages, *, received_at: datetime, timings_s: dict[str, float]
 ) -> tuple[ImageRecord, dict[str, bytes]]:
     """Metadata and stage PNGs for one recovered image (pure; no I/O)."""
-    reason = stages.enhanced_unavailable_reason or NETWORK_MISSING
-    pixels = {"received": stages.received, "classical": stages.classical}
+    reasons = {"enhanced": stages.enhanced_unavailable_reason or NETWORK_MISSING}
+    reasons.update(stages.skipped)
+    pixels = {"received": stages.received}
+    if "classical" not in stages.skipped:
+        pixels["classical"] = stages.classical
     if stages.enhanced is not None:
         pixels["enhanced"] = stages.enhanced
     started = time.perf_counter()
@@ -73,7 +76,7 @@ def build_record(
         payload_bytes=decoded.payload_bytes,
         jpeg_bytes=jpeg_bytes,
         jpeg_bytes_basis=basis,
-        stages={stage: (None if stage in pixels else reason) for stage in STAGES},
+        stages={stage: (None if stage in pixels else reasons[stage]) for stage in STAGES},
         timings_s=timings,
         model_version=stages.model_version,
         enhanced_note=stages.enhanced_note,
@@ -93,6 +96,9 @@ class Pipeline:
         on_stored: Callable[[ImageRecord], None] = lambda record: None,
     ) -> None:
         self._limits = settings.ingest.limits
+        self._budget = Budget(
+            settings.ingest.max_image_memory_bytes, settings.ingest.recovery_budget_s
+        )
         self._store = store
         self._recovery = recovery
         self._metrics = metrics
@@ -102,6 +108,7 @@ class Pipeline:
         self._reassembler = Reassembler(
             timeout_s=ingest.chunk_timeout_s,
             max_bytes_per_device=ingest.chunk_max_bytes_per_device,
+            max_bytes=ingest.chunk_max_bytes,
             max_pending=ingest.chunk_max_pending,
         )
         self._chunk_lock = threading.Lock()
@@ -115,6 +122,7 @@ class Pipeline:
         received_at = datetime.now(UTC)
         started = time.perf_counter()
         try:
+            self.admit(payload)
             decoded = decode(payload, limits=self._limits)
         except PayloadError as error:
             raise self.reject(
@@ -148,10 +156,31 @@ class Pipeline:
             with self._lock:
                 self._in_flight.discard(image_id)
 
+    def admit(self, payload: bytes) -> None:
+        """Refuse, from the header alone, a payload past the limits or the memory budget.
+
+        Runs before anything is decoded: the checksum, the header's claims against the
+        limits, and the received stage's estimated memory (the one stage that always runs).
+        Raises PayloadError.
+        """
+        header = decode_header(payload)
+        self._limits.check(header, len(payload))
+        cost = estimate(
+            header.width,
+            header.height,
+            header.layout,
+            dc_missing=any(k.dc_mode is not DcMode.ALL for k in header.retention),
+        )
+        why = over_memory(
+            f"decoding {header.width}x{header.height}", cost.received_bytes, self._budget
+        )
+        if why is not None:
+            raise PayloadError(f"image exceeds the memory budget: {why}", 32)
+
     def _recover_and_store(
         self, decoded: Decoded, payload: bytes, received_at: datetime, decode_s: float
     ) -> Result:
-        stages = self._recovery.run(decoded)
+        stages = self._recovery.run(decoded, self._budget)
         record, pngs = build_record(
             decoded,
             stages,
@@ -203,16 +232,29 @@ class Pipeline:
                 message, error.reason, "chunk", offset=None, topic=topic, device_id=device_id
             ) from None
 
+    @property
+    def chunks_pending(self) -> int:
+        """Chunked images in progress."""
+        with self._chunk_lock:
+            return self._reassembler.pending
+
+    def expire_chunks(self) -> int:
+        """Drop chunked images whose chunks stopped arriving; returns how many (on a timer)."""
+        with self._chunk_lock:
+            expired = self._reassembler.expire()
+        for image_id in expired:
+            log.warning("chunked image expired", extra={"fields": {"image_id": str(image_id)}})
+        return len(expired)
+
     def update_status(self, body: bytes, *, topic: str, device_id: str) -> None:
         """A device's retained status message; an empty one (a cleared retained message) is
         skipped."""
         if not body:
             return
         try:
-            status: Any = json.loads(body)
-            if not isinstance(status, dict) or status.get("state") not in ("online", "offline"):
-                raise ValueError('expected {"state": "online" | "offline", ...}')
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            # Checked here, before it is stored: GET /api/v1/devices serves it to every client.
+            status = parse_status(body, device_id=device_id)
+        except ValueError as error:
             raise self.reject(
                 body,
                 f"bad status: {error}",

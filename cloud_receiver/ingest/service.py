@@ -1,11 +1,15 @@
-"""Ingest as a running service: MQTT messages routed onto the pipeline's worker threads.
+"""Ingest as a running service: MQTT messages through the inbox onto fair worker threads.
 
-paho's network thread only parses the topic, reassembles chunks and records status (all cheap);
-whole payloads go to a thread pool, because recovery is CPU-bound and must block neither paho
-nor the event loop. Each image message is acknowledged after its worker is done with it, so
-the broker's in-flight window (about 20 messages in mosquitto) is also our backpressure.
+paho's network thread does only cheap things: it parses the topic, records status,
+reassembles chunks, charges the device's rate (:class:`.fairness.DeviceLimiter`) and writes
+each whole payload to the inbox (:mod:`.inbox`, fsync), and only then acknowledges it. Worker
+threads take payloads from a :class:`.fairness.FairQueue`, round-robin by device, and run the
+pipeline; so a device flooding the receiver is acknowledged at disk speed and waits its turn,
+and another device's image waits for one image in recovery at most. Past its rate or its share
+of the inbox a device's payloads are refused (quarantined, counted); when the whole inbox is
+full, paho's thread waits, and with it the broker: back-pressure, nothing lost.
 
-The pool is the parallelism: numpy, zlib and Pillow release the GIL in the heavy steps, so
+The workers are the parallelism: numpy, zlib and Pillow release the GIL in the heavy steps, so
 ``ingest.workers`` threads (one per core) keep every core busy. BLAS is held to one thread per
 call while ingest runs; left at its default (a thread per core on every matrix product of every
 worker) it oversubscribed the cores and two workers were slower than one.
@@ -14,28 +18,63 @@ worker) it oversubscribed the cores and two workers were slower than one.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 # threadpoolctl ships no type information.
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from cloud_receiver.config import ReceiverSettings
-from cloud_receiver.errors import PayloadRejectedError
+from cloud_receiver.errors import BusyError, PayloadRejectedError, RateLimitedError
+from cloud_receiver.ingest.fairness import DeviceLimiter, FairQueue, QueueClosedError
+from cloud_receiver.ingest.inbox import Entry, Inbox, InboxFullError
 from cloud_receiver.ingest.messages import parse_topic
 from cloud_receiver.ingest.mqtt import MqttSubscriber
 from cloud_receiver.ingest.pipeline import Pipeline, Result
+from shared.codec import PayloadError, decode_header
 
 log = logging.getLogger(__name__)
+
+#: Attempts after which a payload that keeps failing (or killing the process) is quarantined.
+MAX_ATTEMPTS = 2
+#: How often half-built chunked images are checked for expiry.
+EXPIRY_PERIOD_S = 1.0
+
+
+@dataclass(frozen=True)
+class _InboxJob:
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class _HttpJob:
+    payload: bytes
+    future: Future[Result]
 
 
 class Ingest:
     def __init__(self, settings: ReceiverSettings, pipeline: Pipeline) -> None:
         self._settings = settings
         self.pipeline = pipeline
-        self._executor = ThreadPoolExecutor(
-            settings.ingest.workers, thread_name_prefix="dctlink-ingest"
+        ingest = settings.ingest
+        self.inbox = Inbox(
+            settings.store.data_dir / "inbox",
+            max_bytes=ingest.inbox_max_bytes,
+            max_bytes_per_device=ingest.inbox_max_bytes_per_device,
+            max_files_per_device=ingest.inbox_max_images_per_device,
         )
+        self._limiter = DeviceLimiter(
+            images_per_s=ingest.device_images_per_s,
+            burst_images=ingest.device_burst_images,
+            bytes_per_s=ingest.device_bytes_per_s,
+            burst_bytes=ingest.device_burst_bytes,
+        )
+        self._queue: FairQueue[_InboxJob | _HttpJob] = FairQueue()
+        self._http_slots = threading.BoundedSemaphore(ingest.http_max_waiting + ingest.workers)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._restore_blas: Callable[[], object] | None = None
         self.subscriber: MqttSubscriber | None = None
         if settings.broker.enabled:
@@ -43,14 +82,38 @@ class Ingest:
 
     def start(self) -> None:
         self._restore_blas = threadpool_limits(1, user_api="blas").restore_original_limits
+        left = self.inbox.recover()
+        if left:
+            log.info("recovering images left in the inbox", extra={"fields": {"count": len(left)}})
+        for entry in left:
+            self._queue.put(entry.device_id, _InboxJob(entry))
+        for number in range(self._settings.ingest.workers):
+            self._spawn(self._work, f"dctlink-ingest-{number}")
+        self._spawn(self._expire_chunks, "dctlink-chunk-expiry")
         if self.subscriber is not None:
             self.subscriber.start()
 
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     def close(self) -> None:
-        """Stop taking messages, finish (and acknowledge) those in hand, then disconnect."""
+        """Stop taking messages, finish the images in hand, then disconnect.
+
+        Payloads still in the inbox stay there for the next start; POSTs still waiting are
+        answered 503.
+        """
         if self.subscriber is not None:
             self.subscriber.stop_receiving()
-        self._executor.shutdown(wait=True, cancel_futures=False)
+        self._stopping.set()
+        self.inbox.close()
+        for job in self._queue.close():
+            if isinstance(job, _HttpJob):
+                job.future.set_exception(BusyError("the receiver is shutting down"))
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
         if self.subscriber is not None:
             self.subscriber.close()
         if self._restore_blas is not None:
@@ -63,8 +126,28 @@ class Ingest:
         return None if self.subscriber is None else self.subscriber.connected.is_set()
 
     def submit(self, payload: bytes) -> Future[Result]:
-        """Run one payload (HTTP ingest: no topic) through the pipeline on a worker thread."""
-        return self._executor.submit(self.pipeline.ingest, payload, topic=None, topic_device=None)
+        """Queue one payload (HTTP ingest: no topic) for a worker, fairly by its device.
+
+        Raises RateLimitedError past the device's rate and BusyError while the queue of
+        POSTed payloads is full; the future raises PayloadRejectedError for a bad payload.
+        """
+        try:
+            device_id = decode_header(payload).device_id
+        except PayloadError:
+            device_id = ""  # the pipeline rejects it, with the reason, on a worker
+        why = self._limiter.take(device_id, len(payload))
+        if why is not None:
+            raise RateLimitedError(why)
+        if not self._http_slots.acquire(blocking=False):
+            raise BusyError("every worker is busy and the queue is full; retry shortly")
+        future: Future[Result] = Future()
+        future.add_done_callback(lambda _: self._http_slots.release())
+        try:
+            self._queue.put(device_id, _HttpJob(payload, future))
+        except BaseException:
+            self._http_slots.release()
+            raise
+        return future
 
     # -- paho's thread ---------------------------------------------------------------------
 
@@ -75,8 +158,8 @@ class Ingest:
         except PayloadRejectedError:
             ack()  # already logged, counted and quarantined; redelivery would not help
         except Exception:
+            # Unacknowledged: the broker delivers it again on the next session.
             log.exception("message handling failed", extra={"fields": {"topic": topic}})
-            ack()
 
     def _route(self, topic: str, payload: bytes, ack: Callable[[], None]) -> None:
         route = parse_topic(self._settings.topic_prefix, topic)
@@ -94,21 +177,96 @@ class Ingest:
                 # would fill the broker's in-flight window with a large image's chunks and stall.
                 ack()
                 if whole is not None:
-                    self._executor.submit(self._work, whole, topic, route.device_id, None)
+                    self._accept(whole, topic, route.device_id)
             case "image":
-                self._executor.submit(self._work, payload, topic, route.device_id, ack)
+                self._accept(payload, topic, route.device_id)
+                ack()
 
-    def _work(
-        self, payload: bytes, topic: str, device_id: str, ack: Callable[[], None] | None
-    ) -> None:
+    def _accept(self, payload: bytes, topic: str, device_id: str) -> None:
+        """Charge the device's rate and keep the payload in the inbox for a worker.
+
+        Raises PayloadRejectedError (quarantined, counted) past the device's rate or share.
+        """
+        why = self._limiter.take(device_id, len(payload))
+        if why is not None:
+            raise self.pipeline.reject(
+                payload, why, "rate_limited", offset=None, topic=topic, device_id=device_id
+            )
+        try:
+            entry = self.inbox.put(device_id, topic, payload)
+        except InboxFullError as error:
+            raise self.pipeline.reject(
+                payload, error.reason, "backlog", offset=None, topic=topic, device_id=device_id
+            ) from None
+        self._queue.put(device_id, _InboxJob(entry))
+
+    # -- worker threads ----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except QueueClosedError:
+                return
+            if item is None:
+                if self._stopping.is_set():
+                    return
+                continue
+            device_id, job = item
+            try:
+                if isinstance(job, _HttpJob):
+                    self._run_http(job)
+                else:
+                    self._run_inbox(job.entry, device_id)
+            finally:
+                self._queue.done(device_id)
+
+    def _run_http(self, job: _HttpJob) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            job.future.set_result(self.pipeline.ingest(job.payload, topic=None, topic_device=None))
+        except BaseException as error:
+            job.future.set_exception(error)
+
+    def _run_inbox(self, entry: Entry, device_id: str) -> None:
+        topic, payload = self.inbox.read(entry)
+        if entry.attempts >= MAX_ATTEMPTS:
+            # Started that many times and never finished: it kills the receiver (memory).
+            self._give_up(entry, topic, payload, "the receiver died while working on it")
+            return
+        entry = self.inbox.begin(entry)
         try:
             self.pipeline.ingest(payload, topic=topic, topic_device=device_id)
         except PayloadRejectedError:
             pass  # logged, counted and quarantined by the pipeline
-        except Exception:
+        except Exception as error:
             log.exception(
-                "pipeline failed", extra={"fields": {"topic": topic, "device_id": device_id}}
+                "pipeline failed",
+                extra={"fields": {"topic": topic, "device_id": device_id, "try": entry.attempts}},
             )
-        finally:
-            if ack is not None:
-                ack()
+            if entry.attempts >= MAX_ATTEMPTS:
+                self._give_up(entry, topic, payload, f"{type(error).__name__}: {error}")
+            elif not self._stopping.is_set():
+                self._queue.put(device_id, _InboxJob(entry))
+            return  # kept in the inbox: tried again now, or at the next start
+        self.inbox.remove(entry)
+
+    def _give_up(self, entry: Entry, topic: str, payload: bytes, why: str) -> None:
+        """Quarantine a payload whose recovery failed ``MAX_ATTEMPTS`` times: never retried."""
+        self.pipeline.reject(
+            payload,
+            f"recovery failed {entry.attempts} times ({why})",
+            "failed_twice",
+            offset=None,
+            topic=topic,
+            device_id=entry.device_id,
+        )
+        self.inbox.remove(entry)
+
+    def _expire_chunks(self) -> None:
+        while not self._stopping.wait(EXPIRY_PERIOD_S):
+            try:
+                self.pipeline.expire_chunks()
+            except Exception:
+                log.exception("chunk expiry failed")

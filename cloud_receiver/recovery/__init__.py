@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from cloud_receiver.recovery.classical import SmoothingParameters, recover
+from cloud_receiver.recovery.budget import Budget, estimate, over_memory, over_time
+from cloud_receiver.recovery.classical import Deadline, SmoothingParameters, recover
 from cloud_receiver.recovery.gate import Gate, load_gate, sidecar_path
 from cloud_receiver.recovery.network import ModelUnavailableError, NetworkStage, load_stage
-from shared.codec import Decoded, ProfileKind
+from shared.codec import DcMode, Decoded, ProfileKind
 
-__all__ = ["DEFAULT_MODEL_PATH", "Recovery", "Stages", "smoothing_for"]
+__all__ = ["DEFAULT_MODEL_PATH", "Budget", "Recovery", "Stages", "smoothing_for"]
 
 #: Where the trained network is installed (models/README.md).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "dctlink-residual-v1.onnx"
@@ -50,6 +51,8 @@ class Stages:
     model_version: str | None = None
     enhanced_unavailable_reason: str | None = None
     enhanced_note: str | None = None
+    #: Stages the budget left out (``classical`` then holds the received image), and why.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingParameters | None:
@@ -120,23 +123,64 @@ class Recovery:
     def model_version(self) -> str | None:
         return self._network.version if self._network is not None else None
 
-    def run(self, decoded: Decoded) -> Stages:
+    def run(self, decoded: Decoded, budget: Budget | None = None) -> Stages:
+        """Every stage of ``decoded``; with a ``budget``, only the stages it allows.
+
+        The received stage always runs (the caller refuses a payload whose received stage
+        would not fit, :func:`.budget.estimate`). Classical and the network run when their
+        estimates fit the memory budget and the seconds left; classical smoothing also stops
+        at the deadline. What is left out is in ``skipped``, with the reason.
+        """
         timings: dict[str, float] = {}
+        skipped: dict[str, str] = {}
+        began = time.monotonic()
+        cost = estimate(
+            decoded.width,
+            decoded.height,
+            decoded.layout,
+            dc_missing=any(k.dc_mode is not DcMode.ALL for k in decoded.retention),
+        )
         start = time.perf_counter()
         received = decoded.to_rgb()
         timings["received"] = time.perf_counter() - start
-        start = time.perf_counter()
         parameters = smoothing_for(decoded, self._iterations)
-        classical = received if parameters is None else recover(decoded, parameters)
-        timings["classical"] = time.perf_counter() - start
+        classical = received
+        deadline = Deadline(None if budget is None else began + budget.seconds)
+        why = None
+        if parameters is not None and budget is not None:
+            why = over_memory("classical recovery", cost.classical_bytes, budget) or over_time(
+                "classical recovery", cost.classical_seconds, budget.seconds, budget
+            )
+        if why is not None:
+            skipped["classical"] = why
+        else:
+            start = time.perf_counter()
+            if parameters is not None:
+                classical = recover(decoded, parameters, deadline)
+            timings["classical"] = time.perf_counter() - start
         enhanced = None
         note = self._gate.skip_note(decoded) if self._gate is not None else None
         if self._network is not None and note is not None:
-            enhanced = classical
+            if "classical" in skipped:  # the gate would pass classical on: it is not there
+                skipped["enhanced"] = "the classical stage it passes on was skipped"
+            else:
+                enhanced = classical
         elif self._network is not None:
-            start = time.perf_counter()
-            enhanced = self._network.enhance(classical, decoded)
-            timings["enhanced"] = time.perf_counter() - start
+            why = self._network_refusal(cost.enhanced_bytes, cost.enhanced_seconds, began, budget)
+            if deadline.hit:
+                why = "the recovery budget ran out during classical smoothing, cut short"
+            elif "classical" in skipped:
+                why = "the classical stage it refines was skipped"
+            if why is not None:
+                skipped["enhanced"] = why
+            else:
+                start = time.perf_counter()
+                enhanced = self._network.enhance(classical, decoded)
+                timings["enhanced"] = time.perf_counter() - start
+        if deadline.hit and self._network is None:
+            skipped.setdefault(
+                "enhanced", "the recovery budget ran out during classical smoothing, cut short"
+            )
         return Stages(
             received=received,
             classical=classical,
@@ -144,5 +188,17 @@ class Recovery:
             timings_s=timings,
             model_version=self.model_version,
             enhanced_unavailable_reason=self._unavailable,
-            enhanced_note=note,
+            enhanced_note=note if enhanced is not None else None,
+            skipped=skipped,
+        )
+
+    @staticmethod
+    def _network_refusal(
+        needed_bytes: int, needed_s: float, began: float, budget: Budget | None
+    ) -> str | None:
+        if budget is None:
+            return None
+        left = budget.seconds - (time.monotonic() - began)
+        return over_memory("the network", needed_bytes, budget) or over_time(
+            "the network", needed_s, max(left, 0.0), budget
         )

@@ -13,6 +13,7 @@ colour-converted, exactly as the codec's zero-filled preview is.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -77,10 +78,30 @@ def tv_gradient(plane: Float, epsilon: float) -> Float:
     return -divergence
 
 
+class Deadline:
+    """A monotonic-clock deadline that remembers whether it cut anything short."""
+
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+        self.hit = False
+
+    def passed(self) -> bool:
+        if self.at is not None and time.monotonic() >= self.at:
+            self.hit = True
+        return self.hit
+
+
 def smooth_plane(
-    coefficients: Float, constraints: PlaneConstraints, parameters: SmoothingParameters
+    coefficients: Float,
+    constraints: PlaneConstraints,
+    parameters: SmoothingParameters,
+    deadline: Deadline | None = None,
 ) -> Float:
-    """Projected gradient descent on TV from ``coefficients`` ``(N, 64)``; returns the plane."""
+    """Projected gradient descent on TV from ``coefficients`` ``(N, 64)``; returns the plane.
+
+    Past ``deadline`` no further iteration starts: every iterate is projected, so a plane cut
+    short is still consistent with what was received, only less smoothed.
+    """
     by, bx = constraints.blocks_y, constraints.blocks_x
     constraints = replace(
         constraints, half_step=np.float32(parameters.interval) * constraints.half_step
@@ -88,6 +109,8 @@ def smooth_plane(
     coefficients = project(coefficients, constraints)
     plane = from_blocks(inverse_dct(coefficients), by, bx)
     for iteration in range(parameters.iterations):
+        if deadline is not None and deadline.passed():
+            break
         # A decaying step: large moves first, then settle near the constraint set.
         step = np.float32(parameters.step * (1 - iteration / (parameters.iterations + 1)))
         plane = plane - step * tv_gradient(plane, parameters.epsilon)
@@ -104,7 +127,9 @@ def initial_coefficients(constraints: PlaneConstraints) -> Float:
     return coefficients
 
 
-def recover_planes(decoded: Decoded, parameters: SmoothingParameters) -> list[Float]:
+def recover_planes(
+    decoded: Decoded, parameters: SmoothingParameters, deadline: Deadline | None = None
+) -> list[Float]:
     """Every coded plane, level-shifted, at coded resolution.
 
     Planes with missing DCs are solved twice: the first DC estimate reads block-boundary
@@ -117,14 +142,22 @@ def recover_planes(decoded: Decoded, parameters: SmoothingParameters) -> list[Fl
     for constraints in plane_constraints(decoded):
         coefficients = initial_coefficients(constraints)
         if parameters.iterations and not constraints.dc_received.all():
-            plane = smooth_plane(coefficients, constraints, parameters)
-            coefficients = forward_dct(to_blocks(plane))
-            coefficients[:, 0] = estimate_dc(constraints, coefficients).ravel()
-        planes.append(smooth_plane(coefficients, constraints, parameters))
+            plane = smooth_plane(coefficients, constraints, parameters, deadline)
+            if deadline is None or not deadline.passed():
+                coefficients = forward_dct(to_blocks(plane))
+                coefficients[:, 0] = estimate_dc(constraints, coefficients).ravel()
+        planes.append(smooth_plane(coefficients, constraints, parameters, deadline))
     return planes
 
 
-def recover(decoded: Decoded, parameters: SmoothingParameters | None = None) -> Pixels:
-    """The classical reconstruction: HxWx3 uint8 (HxW for gray payloads)."""
-    planes = recover_planes(decoded, parameters or SmoothingParameters())
+def recover(
+    decoded: Decoded,
+    parameters: SmoothingParameters | None = None,
+    deadline: Deadline | None = None,
+) -> Pixels:
+    """The classical reconstruction: HxWx3 uint8 (HxW for gray payloads).
+
+    With a ``deadline``, smoothing stops when it passes (``deadline.hit`` then says so).
+    """
+    planes = recover_planes(decoded, parameters or SmoothingParameters(), deadline)
     return planes_to_pixels(planes, decoded.width, decoded.height, decoded.layout)

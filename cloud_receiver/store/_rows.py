@@ -3,15 +3,21 @@
 Times are microseconds since the epoch (exact and sortable, so the cursor is the same in every
 backend); ``stages`` and ``timings_s`` are JSON text. Columns added after the first release
 come last, so a table migrated with ``ALTER TABLE ... ADD COLUMN`` has the same order.
+
+Device rows are read back through :func:`device_from_row`, which never lets one bad row (say,
+a status an older receiver stored unchecked) fail the whole device list.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from cloud_receiver.device_status import load_stored_status
 from cloud_receiver.store.base import (
     JPEG_BASES,
+    DeviceRecord,
     ImageQuery,
     ImageRecord,
     JpegBasis,
@@ -21,6 +27,8 @@ from cloud_receiver.store.base import (
     from_micros,
     to_micros,
 )
+
+log = logging.getLogger(__name__)
 
 COLUMNS = (
     "id",
@@ -132,3 +140,31 @@ def page_from_rows(rows: list[Any], limit: int) -> Page:
     items = [from_row(row) for row in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return Page(items, encode_cursor(last[2], last[0]) if last else None)
+
+
+def device_from_row(row: tuple[Any, ...] | Any) -> DeviceRecord | None:
+    """The device of a ``(device_id, online, last_seen_us, status)`` row; None when unreadable.
+
+    A status that fails today's checks is served as ``{}`` (the row's online state stays); a
+    row without a readable id or time is left out. Either is logged, so it can be cleaned up.
+    """
+    device_id, online, seen, text = row
+    try:
+        if not isinstance(device_id, str):
+            raise TypeError(f"device id is {type(device_id).__name__}")
+        last_seen = from_micros(seen)
+    except (TypeError, ValueError, OverflowError) as error:
+        log.warning(
+            "unreadable device row left out",
+            extra={"fields": {"device_id": repr(device_id), "error": str(error)}},
+        )
+        return None
+    try:
+        status = load_stored_status(text)
+    except ValueError as error:
+        log.warning(
+            "stored device status unreadable, served as {}",
+            extra={"fields": {"device_id": device_id, "error": str(error)}},
+        )
+        status = {}
+    return DeviceRecord(device_id, bool(online), last_seen, status)

@@ -140,12 +140,20 @@ def encode_cursor(captured_us: int, image_id: str) -> str:
     return base64.urlsafe_b64encode(f"{captured_us}:{image_id}".encode()).decode().rstrip("=")
 
 
+#: Capture times a cursor may carry: a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT)
+#: holds them, and a larger number would fail in the database instead of as a bad request.
+_CURSOR_MICROS = range(-(2**63), 2**63)
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        micros, image_id = text.split(":", 1)
-        return int(micros), image_id
+        micros_text, image_id = text.split(":", 1)
+        micros = int(micros_text)
+        if micros not in _CURSOR_MICROS or "\x00" in image_id:  # PostgreSQL text refuses NUL
+            raise ValueError("out of range")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequestError(
             "cursor is not one this API returned; pass next_cursor unchanged"
         ) from None
+    return micros, image_id

@@ -26,6 +26,7 @@ from pathlib import Path
 from cloud_receiver.store._rows import (
     BACKFILL_JPEG_BASIS,
     COLUMNS,
+    device_from_row,
     from_row,
     page_from_rows,
     page_query,
@@ -36,7 +37,6 @@ from cloud_receiver.store.base import (
     ImageQuery,
     ImageRecord,
     Page,
-    from_micros,
     to_micros,
 )
 
@@ -194,10 +194,7 @@ class LocalStore:
             rows = self._db.execute(
                 "SELECT device_id, online, last_seen_us, status FROM devices ORDER BY device_id"
             ).fetchall()
-        return [
-            DeviceRecord(device_id, bool(online), from_micros(seen), json.loads(status))
-            for device_id, online, seen, status in rows
-        ]
+        return [device for device in map(device_from_row, rows) if device is not None]
 
     # -- health --------------------------------------------------------------------------------
 
@@ -221,5 +218,5 @@ class LocalStore:
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # ValueError: a NUL in the id, which no file has
         return None

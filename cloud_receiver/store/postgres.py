@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from cloud_receiver.store._rows import (
     BACKFILL_JPEG_BASIS,
     COLUMNS,
+    device_from_row,
     from_row,
     page_from_rows,
     page_query,
@@ -42,7 +43,6 @@ from cloud_receiver.store.base import (
     ImageRecord,
     Page,
     StoreUnavailableError,
-    from_micros,
     to_micros,
 )
 from cloud_receiver.store.s3 import S3Objects
@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 """
 _COLUMNS = ", ".join(COLUMNS)
+#: PostgreSQL text cannot hold NUL, and psycopg refuses to send it, so no stored id has one:
+#: a query asking for one finds nothing here rather than failing as a server error.
+_NUL = "\x00"
 _INSERT = (
     f"INSERT INTO images ({_COLUMNS}, generation)"
     f" VALUES ({', '.join(['%s'] * (len(COLUMNS) + 1))}) ON CONFLICT (id)"
@@ -130,6 +133,8 @@ class PostgresStore:
         return [f"{prefix}payload.bin", *(f"{prefix}{stage}.png" for stage in stages)]
 
     def _generation(self, image_id: str) -> str | None:
+        if _NUL in image_id:
+            return None
         with self._sql() as db:
             row = db.execute("SELECT generation FROM images WHERE id = %s", (image_id,)).fetchone()
         return None if row is None else str(row[0])
@@ -188,12 +193,16 @@ class PostgresStore:
         return self._generation(image_id) is not None
 
     def get(self, image_id: str) -> ImageRecord | None:
+        if _NUL in image_id:
+            return None
         with self._sql() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE id = %s", (image_id,)).fetchone()
         return None if row is None else from_row(row)
 
     def images(self, query: ImageQuery) -> Page:
         sql, args = page_query(query, "%s")
+        if query.device is not None and _NUL in query.device:
+            return Page([], None)
         with self._sql() as db:
             rows = db.execute(sql, args).fetchall()
         return page_from_rows(rows, query.limit)
@@ -234,10 +243,7 @@ class PostgresStore:
             rows = db.execute(
                 "SELECT device_id, online, last_seen_us, status FROM devices ORDER BY device_id"
             ).fetchall()
-        return [
-            DeviceRecord(device_id, bool(online), from_micros(seen), json.loads(status))
-            for device_id, online, seen, status in rows
-        ]
+        return [device for device in map(device_from_row, rows) if device is not None]
 
     # -- health --------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from cloud_receiver.store import (
     StoreUnavailableError,
     open_store,
 )
+from cloud_receiver.store.base import encode_cursor
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 API = "/api/v1"
@@ -318,6 +319,53 @@ def test_devices_are_upserted_and_listed_by_id(store: Store) -> None:
         DeviceRecord("cam-1", False, later, {"state": "offline"}),
         DeviceRecord("cam-2", True, T0, {"state": "online", "n": [1, 2]}),
     ]
+
+
+@pytest.mark.parametrize("micros", [2**63, -(2**63) - 1])
+def test_a_cursor_past_the_column_is_a_bad_request(store: Store, micros: int) -> None:
+    with pytest.raises(InvalidRequestError):
+        store.images(ImageQuery(cursor=encode_cursor(micros, "x")))
+    with pytest.raises(InvalidRequestError):
+        store.images(ImageQuery(cursor=encode_cursor(0, "a\x00b")))
+
+
+def test_ids_no_store_can_hold_find_nothing(store: Store) -> None:
+    record = make_record("cam-1", 0)
+    store.put(record, b"p", {"received": b"r"})
+    assert store.images(ImageQuery(device="cam-1\x00")).items == []
+    assert store.get(record.id + "\x00") is None
+    assert not store.exists("\x00")
+    assert store.stage_png("\x00", "received") is None
+    assert store.payload("\x00") is None
+
+
+def test_a_device_row_a_response_cannot_carry_is_served_safely(backend: StoreSettings) -> None:
+    store = open_store(backend)
+    store.close()
+    seen = 1_700_000_000_000_000
+    rows = [
+        ("cam-surrogate", True, seen, '{"state": "online", "x": "\\ud800"}'),
+        ("cam-deep", True, seen, '{"state": "online", "x": ' + "[" * 900 + "]" * 900 + "}"),
+        ("cam-garbage", False, seen, "not json"),
+        ("cam-far-future", True, 2**62, '{"state": "online"}'),
+    ]
+    if backend.backend == "local":
+        with sqlite3.connect(backend.data_dir / "index.sqlite3") as db:
+            db.executemany("INSERT INTO devices VALUES (?, ?, ?, ?)", rows)
+        db.close()
+    else:
+        assert backend.postgres_dsn is not None
+        with psycopg.connect(backend.postgres_dsn.get_secret_value(), autocommit=True) as pg:
+            for row in rows:
+                pg.execute("INSERT INTO devices VALUES (%s, %s, %s, %s)", row)
+    store = open_store(backend)
+    try:
+        devices = {d.device_id: d for d in store.list_devices()}
+    finally:
+        store.close()
+    assert set(devices) == {"cam-surrogate", "cam-deep", "cam-garbage"}  # no time to show
+    assert all(d.status == {} for d in devices.values())
+    assert devices["cam-surrogate"].online
 
 
 # -- the s3 backend in particular --------------------------------------------------------------

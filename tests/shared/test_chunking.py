@@ -90,19 +90,39 @@ def test_an_image_whose_chunks_stop_arriving_expires() -> None:
 
 
 def test_memory_is_bounded_per_device_and_the_least_recent_image_goes_first() -> None:
-    reassembler = Reassembler(max_bytes_per_device=25_000)
-    a, b, (_, third, c) = _chunks(1)[2], _chunks(2)[2], _chunks(3)
-    _, other_payload, other = _chunks(4)
+    reassembler = Reassembler(max_bytes_per_device=20_000)
+    # 10 000-byte payloads in an 8 000-byte and a 2 000-byte slice.
+    a, b, (_, third, c) = (
+        _chunks(1, limit=8032)[2],
+        _chunks(2, limit=8032)[2],
+        _chunks(3, limit=8032),
+    )
+    _, other_payload, other = _chunks(4, limit=8032)
     reassembler.add(a[0], "cam-1")
     reassembler.add(other[0], "cam-2")
     reassembler.add(b[0], "cam-1")
-    assert reassembler.pending_bytes("cam-1") == 20_000
-    reassembler.add(c[0], "cam-1")  # 30 000 would pass the bound: the first image is evicted
-    assert reassembler.pending_bytes("cam-1") == 20_000
+    assert reassembler.pending_bytes("cam-1") == 16_000
+    reassembler.add(c[0], "cam-1")  # 24 000 passes the bound: the first image is evicted
+    assert reassembler.pending_bytes("cam-1") == 16_000
     assert reassembler.stats.evicted == 1
     assert [reassembler.add(m, "cam-1") for m in c[1:]][-1] == third
     assert [reassembler.add(m, "cam-2") for m in other[1:]][-1] == other_payload  # untouched
     assert reassembler.add(a[1], "cam-1") is None  # the evicted image starts over
+
+
+def test_claims_cost_nothing_and_memory_is_bounded_over_all_devices() -> None:
+    """100 devices each claiming 30 000 bytes with a 200-byte chunk hold 20 000, not 3 MB."""
+    reassembler = Reassembler(max_bytes=30_000)
+    for device in range(100):
+        claim = pack_chunk(ChunkHeader(IMAGE_ID, 0, 2, 30_000, 0), b"x" * 200)
+        assert reassembler.add(claim, f"cam-{device}") is None
+    assert (reassembler.pending, reassembler.held_bytes) == (100, 20_000)
+    # Real bytes past the global bound evict the least recently active images, whoever's.
+    _, payload, chunks = _chunks(1, size=24_000, limit=8032)
+    results = [reassembler.add(m, "cam-honest") for m in chunks]
+    assert results[-1] == payload
+    assert reassembler.held_bytes <= 30_000
+    assert reassembler.stats.evicted > 0
 
 
 def test_an_image_larger_than_the_bound_is_refused_before_allocating() -> None:
