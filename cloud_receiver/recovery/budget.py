@@ -13,13 +13,15 @@ prints them again), then rounded up by about 10 %:
 =============  ===========  ================  ===================  ==================
 layout         received     classical         classical seconds    DC estimation
 =============  ===========  ================  ===================  ==================
-gray           20 B/px      70 B/px           0.20 s/Mpx           1.6 s/Mpx, growing
-YCbCr 4:2:0    32 B/px      66 B/px           0.35 s/Mpx           with the image
-YCbCr 4:4:4    60 B/px      90 B/px           0.65 s/Mpx
+gray           20 B/px      70 B/px           0.20 s/Mpx           1.95 s/Mpx, growing
+YCbCr 4:2:0    32 B/px      66 B/px           0.40 s/Mpx           with the image
+YCbCr 4:4:4    60 B/px      90 B/px           1.00 s/Mpx
 =============  ===========  ================  ===================  ==================
 
 The network stage runs in tiles but builds its inputs for the whole image: 100 MB plus
-140 B/px, about 1.3 s/Mpx. Seconds vary with the machine; the classical stage also checks
+140 B/px, and its time grows faster than the pixel count (1.2 s/Mpx at 1 Mpx, 2.4 s/Mpx at
+4 Mpx: the whole-image inputs outgrow the caches), so the estimate is 1.3 s/Mpx times the square
+root of the megapixels past 1. Seconds vary with the machine; the classical stage also checks
 the deadline between iterations, so an underestimate there costs iterations, not the budget.
 The DC solve (the ``paper`` profile) is one sparse factorisation that cannot stop half way, so
 its estimate grows faster than the pixel count, as measured (1.1 s at 1 Mpx, 4.9 s at 4,
@@ -37,8 +39,8 @@ _MPX = 1_000_000
 #: Bytes per pixel at the peak of the received stage (decode included) and of classical.
 _RECEIVED_BYTES = {Layout.GRAY: 20, Layout.YCBCR420: 32, Layout.YCBCR444: 60}
 _CLASSICAL_BYTES = {Layout.GRAY: 70, Layout.YCBCR420: 66, Layout.YCBCR444: 90}
-_CLASSICAL_S_PER_MPX = {Layout.GRAY: 0.2, Layout.YCBCR420: 0.35, Layout.YCBCR444: 0.65}
-_DC_S_PER_MPX = 1.6
+_CLASSICAL_S_PER_MPX = {Layout.GRAY: 0.2, Layout.YCBCR420: 0.4, Layout.YCBCR444: 1.0}
+_DC_S_PER_MPX = 1.95
 #: Coded samples per pixel, over all planes (each plane has its own DC solve).
 _PLANE_AREA = {Layout.GRAY: 1.0, Layout.YCBCR420: 1.5, Layout.YCBCR444: 3.0}
 _NETWORK_FIXED_BYTES = 100 * 1024 * 1024
@@ -77,7 +79,7 @@ def estimate(width: int, height: int, layout: Layout, *, dc_missing: bool) -> Es
         classical_bytes=_CLASSICAL_BYTES[layout] * pixels,
         classical_seconds=classical_s,
         enhanced_bytes=_NETWORK_FIXED_BYTES + _NETWORK_BYTES * pixels,
-        enhanced_seconds=_NETWORK_S_PER_MPX * mpx,
+        enhanced_seconds=_NETWORK_S_PER_MPX * mpx * max(1.0, mpx) ** 0.5,
     )
 
 
