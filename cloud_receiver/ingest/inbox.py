@@ -120,7 +120,20 @@ class Inbox:
 
     def begin(self, entry: Entry) -> Entry:
         """Count one more attempt, durably, before recovery starts on ``entry``."""
-        attempts = entry.attempts + 1
+        return self._renumber(entry, entry.attempts + 1)
+
+    def retreat(self, entry: Entry) -> Entry:
+        """Take back the attempt :meth:`begin` counted: it failed for the store, not the payload.
+
+        A full disk or a locked database says nothing about the payload, so such a failure must
+        not bring it closer to quarantine; best effort, since the disk may refuse this too.
+        """
+        try:
+            return self._renumber(entry, max(0, entry.attempts - 1))
+        except OSError:
+            return entry
+
+    def _renumber(self, entry: Entry, attempts: int) -> Entry:
         path = entry.path.with_name(f"{_sequence_of(entry.path):012d}.{attempts}{_SUFFIX}")
         os.replace(entry.path, path)
         _sync_folder(self.folder)
@@ -162,12 +175,16 @@ def _sequence_of(path: Path) -> int:
 def _write(path: Path, topic: str, payload: bytes) -> None:
     encoded = topic.encode("utf-8")
     partial = path.with_suffix(".part")
-    with open(partial, "wb") as file:
-        file.write(_TOPIC_LENGTH.pack(len(encoded)) + encoded)
-        file.write(payload)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as file:
+            file.write(_TOPIC_LENGTH.pack(len(encoded)) + encoded)
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk must not fill up further with halves
+        raise
     _sync_folder(path.parent)
 
 

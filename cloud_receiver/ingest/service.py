@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -33,19 +34,33 @@ from cloud_receiver.ingest.inbox import Entry, Inbox, InboxFullError
 from cloud_receiver.ingest.messages import parse_topic
 from cloud_receiver.ingest.mqtt import MqttSubscriber
 from cloud_receiver.ingest.pipeline import Pipeline, Result
+from cloud_receiver.store import StoreUnavailableError
 from shared.codec import PayloadError, decode_header
 
 log = logging.getLogger(__name__)
 
 #: Attempts after which a payload that keeps failing (or killing the process) is quarantined.
 MAX_ATTEMPTS = 2
-#: How often half-built chunked images are checked for expiry.
+#: How often half-built chunked images are checked for expiry (and held messages written).
 EXPIRY_PERIOD_S = 1.0
+#: First and longest pause before a worker tries the store again after it failed.
+STORE_RETRY_S = 0.5
+STORE_RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
 class _InboxJob:
     entry: Entry
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A message the inbox could not take yet: unacknowledged, so the broker keeps it too."""
+
+    device_id: str
+    topic: str
+    payload: bytes
+    ack: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,14 @@ class Ingest:
         self._queue: FairQueue[_InboxJob | _HttpJob] = FairQueue()
         self._http_slots = threading.BoundedSemaphore(ingest.http_max_waiting + ingest.workers)
         self._stopping = threading.Event()
+        # Held messages are bounded by the broker's in-flight window: it sends a client no more
+        # while that many are unacknowledged (mosquitto's max_inflight_messages, 20 by default).
+        self._held: deque[_Held] = deque()
+        self._held_lock = threading.Lock()
+        self._inbox_problem: str | None = None
+        self._store_problem: str | None = None
+        self._store_failures = 0
+        self._failures_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._restore_blas: Callable[[], object] | None = None
         self.subscriber: MqttSubscriber | None = None
@@ -119,6 +142,11 @@ class Ingest:
         if self._restore_blas is not None:
             self._restore_blas()
             self._restore_blas = None
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why images cannot be kept or stored right now (for /readyz); None when they can."""
+        return self._inbox_problem or self._store_problem
 
     @property
     def broker_connected(self) -> bool | None:
@@ -177,28 +205,65 @@ class Ingest:
                 # would fill the broker's in-flight window with a large image's chunks and stall.
                 ack()
                 if whole is not None:
-                    self._accept(whole, topic, route.device_id)
+                    self._accept(whole, topic, route.device_id, lambda: None)
             case "image":
-                self._accept(payload, topic, route.device_id)
-                ack()
+                self._accept(payload, topic, route.device_id, ack)
 
-    def _accept(self, payload: bytes, topic: str, device_id: str) -> None:
-        """Charge the device's rate and keep the payload in the inbox for a worker.
+    def _accept(self, payload: bytes, topic: str, device_id: str, ack: Callable[[], None]) -> None:
+        """Charge the device's rate, keep the payload in the inbox for a worker, then ``ack``.
 
         Raises PayloadRejectedError (quarantined, counted) past the device's rate or share.
+        When the inbox cannot be written (a full disk) the message is held unacknowledged and
+        written later (:meth:`_write_held`); order is kept, so once one is held all are.
         """
         why = self._limiter.take(device_id, len(payload))
         if why is not None:
             raise self.pipeline.reject(
                 payload, why, "rate_limited", offset=None, topic=topic, device_id=device_id
             )
+        held = _Held(device_id, topic, payload, ack)
+        with self._held_lock:
+            if self._held:
+                self._held.append(held)
+                return
+            if not self._keep(held):
+                self._held.append(held)
+
+    def _keep(self, held: _Held) -> bool:
+        """Write ``held`` to the inbox, queue and acknowledge it; False when the disk refused."""
         try:
-            entry = self.inbox.put(device_id, topic, payload)
+            entry = self.inbox.put(held.device_id, held.topic, held.payload)
         except InboxFullError as error:
             raise self.pipeline.reject(
-                payload, error.reason, "backlog", offset=None, topic=topic, device_id=device_id
+                held.payload,
+                error.reason,
+                "backlog",
+                offset=None,
+                topic=held.topic,
+                device_id=held.device_id,
             ) from None
-        self._queue.put(device_id, _InboxJob(entry))
+        except OSError as error:
+            self._inbox_problem = f"inbox not writable: {type(error).__name__}: {error}"
+            log.error(
+                "inbox write failed; holding the message unacknowledged",
+                extra={"fields": {"topic": held.topic, "error": str(error)}},
+            )
+            return False
+        self._inbox_problem = None
+        self._queue.put(held.device_id, _InboxJob(entry))
+        held.ack()
+        return True
+
+    def _write_held(self) -> None:
+        """Retry the messages held while the inbox could not be written, oldest first."""
+        with self._held_lock:
+            while self._held:
+                try:
+                    if not self._keep(self._held[0]):
+                        return
+                except PayloadRejectedError:
+                    self._held[0].ack()  # quarantined: redelivery would not help
+                self._held.popleft()
 
     # -- worker threads ----------------------------------------------------------------------
 
@@ -240,6 +305,14 @@ class Ingest:
             self.pipeline.ingest(payload, topic=topic, topic_device=device_id)
         except PayloadRejectedError:
             pass  # logged, counted and quarantined by the pipeline
+        except StoreUnavailableError as error:
+            # The store failed, not the payload: keep it, try again after a pause, and do not
+            # count the attempt (a disk full for an hour must not quarantine every image).
+            self._store_failed(error, topic, device_id)
+            entry = self.inbox.retreat(entry)
+            if not self._stopping.is_set():
+                self._queue.put(device_id, _InboxJob(entry))
+            return
         except Exception as error:
             log.exception(
                 "pipeline failed",
@@ -250,7 +323,30 @@ class Ingest:
             elif not self._stopping.is_set():
                 self._queue.put(device_id, _InboxJob(entry))
             return  # kept in the inbox: tried again now, or at the next start
+        self._store_ok()
         self.inbox.remove(entry)
+
+    def _store_failed(self, error: StoreUnavailableError, topic: str, device_id: str) -> None:
+        with self._failures_lock:
+            self._store_failures += 1
+            failures = self._store_failures
+        self._store_problem = error.message
+        delay = min(STORE_RETRY_MAX_S, STORE_RETRY_S * 2 ** min(failures - 1, 10))
+        log.error(
+            "store failed; the image stays in the inbox",
+            extra={
+                "fields": {"topic": topic, "device_id": device_id, "error": error.message}
+                | {"retry_in_s": delay}
+            },
+        )
+        self._stopping.wait(delay)  # every worker fails alike meanwhile: this is back-pressure
+
+    def _store_ok(self) -> None:
+        if self._store_failures:
+            with self._failures_lock:
+                self._store_failures = 0
+            log.info("store works again")
+        self._store_problem = None
 
     def _give_up(self, entry: Entry, topic: str, payload: bytes, why: str) -> None:
         """Quarantine a payload whose recovery failed ``MAX_ATTEMPTS`` times: never retried."""
@@ -268,5 +364,6 @@ class Ingest:
         while not self._stopping.wait(EXPIRY_PERIOD_S):
             try:
                 self.pipeline.expire_chunks()
+                self._write_held()
             except Exception:
-                log.exception("chunk expiry failed")
+                log.exception("chunk expiry or held message write failed")

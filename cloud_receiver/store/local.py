@@ -7,20 +7,27 @@ Layout::
     <data_dir>/images/<id[:2]>/<id>/<stage>.png    one PNG per available stage
 
 Files are written into a temporary folder and renamed into place before the row that points at
-them is committed, so a crash leaves at worst an orphan folder, never a row without its files.
+them is committed, so a crash leaves at worst an orphan folder, never a row without its files;
+staging folders a crash left behind are removed at the next open, once an hour old (another
+receiver on the same folder may be writing a young one). A failed write (a full disk, a locked
+or damaged index) cleans up after itself and raises :class:`StoreUnavailableError`, so ingest
+keeps the image and tries again; the index is checked (``PRAGMA quick_check``) when opened, and a
+damaged one is refused with a clear error instead of losing every image written to it.
 An index written by an older receiver is migrated on open: missing columns are added (and
 filled where their value can be derived), in the same transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cloud_receiver.store._rows import (
@@ -37,6 +44,7 @@ from cloud_receiver.store.base import (
     ImageQuery,
     ImageRecord,
     Page,
+    StoreUnavailableError,
     to_micros,
 )
 
@@ -67,7 +75,11 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen_us INTEGER NOT NULL,
     status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, written_us INTEGER NOT NULL);
 """
+#: Staging folders younger than this may belong to a put in progress (here or in another
+#: receiver sharing the folder); older ones are a crash's leftovers.
+STAGING_GRACE_S = 3600.0
 _COLUMNS = ", ".join(COLUMNS)
 _MARKS = ", ".join("?" * len(COLUMNS))
 
@@ -85,10 +97,45 @@ class LocalStore:
         self._db = sqlite3.connect(
             data_dir / "index.sqlite3", check_same_thread=False, isolation_level=None
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._check_index()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.Error as error:
+            self._db.close()
+            raise StoreUnavailableError(
+                f"SQLite index {data_dir / 'index.sqlite3'}: {type(error).__name__}: {error}"
+            ) from error
+        self._sweep_staging()
+
+    def _check_index(self) -> None:
+        """Refuse a damaged index at open: writes to it fail (or worse, half succeed) later."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(
+                "the index is damaged (" + "; ".join(problems) + "); restore it from a backup"
+                " or rebuild it with `sqlite3 index.sqlite3 .recover`"
+            )
+
+    def _sweep_staging(self) -> None:
+        cutoff = time.time() - STAGING_GRACE_S
+        for staging in self._images.glob("*/.*-*"):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
+                if staging.is_dir() and staging.stat().st_mtime < cutoff:
+                    shutil.rmtree(staging)
+
+    @contextlib.contextmanager
+    def _sql(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; an SQLite failure becomes StoreUnavailableError."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as error:
+                raise StoreUnavailableError(
+                    f"SQLite index: {type(error).__name__}: {error}"
+                ) from error
 
     def _migrate(self) -> None:
         """Bring an index created by an older receiver up to :data:`COLUMNS`."""
@@ -119,19 +166,30 @@ class LocalStore:
         replace: bool = False,
     ) -> bool:
         final = self._folder(record.id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{record.id}-", dir=final.parent))
-        (staging / "payload.bin").write_bytes(payload)
-        for stage, png in stage_pngs.items():
-            (staging / f"{stage}.png").write_bytes(png)
-        with self._lock:
+        staging: Path | None = None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{record.id}-", dir=final.parent))
+            (staging / "payload.bin").write_bytes(payload)
+            for stage, png in stage_pngs.items():
+                (staging / f"{stage}.png").write_bytes(png)
+            return self._commit(record, staging, final, replace=replace)
+        except OSError as error:
+            raise StoreUnavailableError(
+                f"writing image {record.id}: {type(error).__name__}: {error}"
+            ) from error
+        finally:
+            if staging is not None and staging.exists():  # not renamed into place
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _commit(self, record: ImageRecord, staging: Path, final: Path, *, replace: bool) -> bool:
+        with self._sql():
             # SQLite's write lock, held from the check to the insert: another store or process
             # on the same folder cannot slip the same id in between.
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if not replace and self._exists(record.id):
                     self._db.execute("ROLLBACK")
-                    shutil.rmtree(staging)
                     return False
                 if final.exists():  # a replaced image, or an orphan of a crash before commit
                     shutil.rmtree(final)
@@ -152,11 +210,11 @@ class LocalStore:
         return row is not None
 
     def exists(self, image_id: str) -> bool:
-        with self._lock:
+        with self._sql():
             return self._exists(image_id)
 
     def get(self, image_id: str) -> ImageRecord | None:
-        with self._lock:
+        with self._sql():
             row = self._db.execute(
                 f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)
             ).fetchone()
@@ -164,7 +222,7 @@ class LocalStore:
 
     def images(self, query: ImageQuery) -> Page:
         sql, args = page_query(query, "?")
-        with self._lock:
+        with self._sql():
             rows = self._db.execute(sql, args).fetchall()
         return page_from_rows(rows, query.limit)
 
@@ -177,7 +235,7 @@ class LocalStore:
     # -- devices -------------------------------------------------------------------------------
 
     def upsert_device(self, device: DeviceRecord) -> None:
-        with self._lock:
+        with self._sql():
             self._db.execute(
                 "INSERT OR REPLACE INTO devices (device_id, online, last_seen_us, status)"
                 " VALUES (?, ?, ?, ?)",
@@ -190,7 +248,7 @@ class LocalStore:
             )
 
     def list_devices(self) -> list[DeviceRecord]:
-        with self._lock:
+        with self._sql():
             rows = self._db.execute(
                 "SELECT device_id, online, last_seen_us, status FROM devices ORDER BY device_id"
             ).fetchall()
@@ -199,13 +257,23 @@ class LocalStore:
     # -- health --------------------------------------------------------------------------------
 
     def check_writable(self) -> str | None:
+        """A real write and read of both a file and the index, leaving nothing behind."""
         probe = self._images / f".probe-{uuid.uuid4().hex}"
         try:
-            probe.write_bytes(b"ok")
-            probe.unlink()
+            try:
+                probe.write_bytes(b"ok")
+                if probe.read_bytes() != b"ok":
+                    return f"{probe} reads back other bytes than were written"
+            finally:
+                probe.unlink(missing_ok=True)  # also after a write the disk refused half way
+            written = time.time_ns() // 1000
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")  # takes the write lock, then lets it go
-                self._db.execute("ROLLBACK")
+                # Committed, not rolled back: only a commit shows that the journal and the
+                # database file take writes.
+                self._db.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)", (written,))
+                row = self._db.execute("SELECT written_us FROM probe WHERE id = 1").fetchone()
+            if row is None or row[0] != written:
+                return "the index does not read back what was written to it"
         except (OSError, sqlite3.Error) as error:
             return f"{type(error).__name__}: {error}"
         return None
@@ -218,5 +286,7 @@ class LocalStore:
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
-    except (FileNotFoundError, ValueError):  # ValueError: a NUL in the id, which no file has
-        return None
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None  # ValueError: a NUL in the id, which no file has
+    except OSError as error:
+        raise StoreUnavailableError(f"reading {path.name}: {error}") from error

@@ -41,7 +41,9 @@ def readyz(receiver: ReceiverDep) -> JSONResponse:
         if not connected and subscriber is not None:
             detail = subscriber.last_error or "connecting"
         checks["broker"] = {"ok": connected, "detail": detail}
-    problem = receiver.store.check_writable()
+    # The probe can pass while real writes fail (a full disk with room for a probe, a damaged
+    # page the probe never touches), so the last real write counts too.
+    problem = receiver.ingest.store_problem or receiver.store.check_writable()
     checks["store"] = {"ok": problem is None, "detail": problem or "writable"}
     recovery = receiver.recovery
     checks["model"] = {
