@@ -77,6 +77,7 @@ FIELDS: dict[str, Callable[[object], bool]] = {
     "equal_quality_payload_bytes_total": _count,
     "equal_quality_jpeg_bytes_total": _count,
     "dropped_total": _count,
+    "refused_total": _count,
     "payload_to_source_ratio": _optional_ratio,
     "payload_to_equal_quality_jpeg_ratio": _optional_ratio,
 }

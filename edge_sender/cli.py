@@ -5,16 +5,19 @@ Exit codes (stable, for scripts):
     0  every image accepted and acknowledged by the broker
     1  unexpected error (a bug, or the spool file cannot be opened)
     2  bad command line or settings
-    3  the broker refused us: credentials, TLS trust, or the ACL rejected a publish
+    3  the broker refused us in a way retrying cannot change: credentials, TLS trust, or the
+       ACL rejected a publish (a temporary refusal, such as quota exceeded, is retried)
     4  not delivered yet: timed out or interrupted with images left in the spool (they are
        sent by the next run; nothing is lost). A signal that stops watch, http, camera or
        demo is their normal end and exits 0; what is spooled waits for the next run
-    5  some inputs could not be read (the others were sent), or the source is unavailable
+    5  some inputs could not be read or were too big for the spool (the others were sent),
+       or the source is unavailable
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sqlite3
@@ -29,6 +32,7 @@ from tqdm import tqdm
 
 from edge_sender.config import EdgeSettings
 from edge_sender.sender import Sender
+from edge_sender.sent_files import SentFiles
 from edge_sender.sources import (
     Frame,
     SourceError,
@@ -115,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     return cli.parser
 
 
-def _frames(args: argparse.Namespace, stop: threading.Event) -> Iterator[Frame]:
+def _frames(
+    args: argparse.Namespace, stop: threading.Event, sent: SentFiles | None
+) -> Iterator[Frame]:
     match args.command:
         case "watch":
             return watch_source(
@@ -125,6 +131,7 @@ def _frames(args: argparse.Namespace, stop: threading.Event) -> Iterator[Frame]:
                 poll_interval_s=args.poll_interval,
                 stable_polls=args.stable_polls,
                 stop=stop,
+                sent=sent,
             )
         case "http":
             return http_source(
@@ -141,6 +148,27 @@ def _frames(args: argparse.Namespace, stop: threading.Event) -> Iterator[Frame]:
             return synthetic_source(args.count, args.interval, stop=stop)
 
 
+def _accept(sender: Sender, frame: Frame) -> bool:
+    """Spool one frame; False (logged and counted, not fatal) when the spool refuses it."""
+    try:
+        sender.accept(frame)
+    except SpoolError as error:
+        # One image bigger than the whole spool must not stop a camera that sends many.
+        log.error(
+            "image refused: bigger than the whole spool; skipped. Raise --spool-max-bytes,"
+            " or lower --encode-quality or use --encode-profile adaptive",
+            extra={
+                "fields": {
+                    "source": frame.source,
+                    "error": error.reason,
+                    "refused_total": sender.status()["refused_total"],
+                }
+            },
+        )
+        return False
+    return True
+
+
 def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event) -> ExitCode:
     unreadable = 0
     paths: Sequence[Path] = args.paths
@@ -149,10 +177,13 @@ def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event)
         if stop.is_set() or sender.stopped:
             break
         try:
-            sender.accept(frame_from_path(path))
+            frame = frame_from_path(path)
         except SourceError as error:
             unreadable += 1
             log.error("skipped unreadable input", extra={"fields": {"error": str(error)}})
+            continue
+        if not _accept(sender, frame):
+            unreadable += 1
     delivered = sender.wait_drained(args.timeout or None, stop)
     if sender.fatal is not None:
         return ExitCode.BROKER
@@ -163,11 +194,13 @@ def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event)
     return ExitCode.SOURCE if unreadable else ExitCode.OK
 
 
-def _stream(sender: Sender, args: argparse.Namespace, stop: threading.Event) -> ExitCode:
-    for frame in _frames(args, stop):
+def _stream(
+    sender: Sender, args: argparse.Namespace, stop: threading.Event, sent: SentFiles | None
+) -> ExitCode:
+    for frame in _frames(args, stop, sent):
         if sender.stopped:
             break
-        sender.accept(frame)
+        _accept(sender, frame)
     # A finite source (demo/http/camera --count) waits for delivery; a stop request does not.
     drained = stop.is_set() or sender.stopped or sender.wait_drained(None, stop)
     # Checked after the wait: a refusal (say the ACL) often arrives only while waiting.
@@ -203,19 +236,18 @@ def run_command(
             extra={"fields": {"path": str(settings.spool.path), "error": str(error)}},
         )
         return ExitCode.ERROR
-    with spool:
+    with spool, contextlib.ExitStack() as stack:
+        # watch remembers what it spooled, in the spool's own file, so a restart skips it.
+        sent = stack.enter_context(SentFiles(spool.path)) if args.command == "watch" else None
         sender = Sender(settings, spool)
         sender.start()
         try:
             if args.command == "send":
                 return _send_files(sender, args, stop)
-            return _stream(sender, args, stop)
+            return _stream(sender, args, stop, sent)
         except SourceError as error:
             log.error(str(error), extra={"fields": {"source": error.source}})
             return ExitCode.SOURCE
-        except SpoolError as error:
-            log.error("spool refused an image", extra={"fields": {"error": error.reason}})
-            return ExitCode.ERROR
         finally:
             sender.close()
 

@@ -35,8 +35,15 @@ class BrokerSettings(broker.BrokerSettings):
     max_inflight: int = Field(
         default=16, ge=1, le=1000, description="Messages published but not yet acknowledged"
     )
-    reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay")
-    reconnect_max_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay")
+    reconnect_min_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="First delay before reconnecting, or before publishing again after a"
+        " temporary refusal (quota exceeded, server busy)",
+    )
+    reconnect_max_s: float = Field(
+        default=60.0, gt=0, description="Longest such delay; each retry doubles it up to this"
+    )
 
     @property
     def client_certificate(self) -> tuple[Path, Path] | None:

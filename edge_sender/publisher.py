@@ -20,13 +20,17 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_sender.config import EdgeSettings
+from edge_sender.reasons import PERMANENT_CONNACK, connack_is_permanent
 from service_common.mqtt import build_client
 
 log = logging.getLogger(__name__)
 
-# CONNACK reason codes that retrying cannot fix: bad credentials, banned, bad client id.
-# (paho maps MQTT 3.1.1 return codes 2, 4, 5 onto 133, 134, 135.)
-FATAL_CONNACK = {133, 134, 135, 138, 140}
+# Said once at start: nothing later in a 3.1.1 session can reveal an ACL denial.
+ACL_BLIND_WARNING = (
+    "MQTT 3.1.1: the broker acknowledges a publish its ACL denies exactly like a delivered one,"
+    " so such an image leaves the spool undelivered and unreported; use --broker-protocol 5"
+    " where the broker supports it, and make sure the ACL lets this user write its topics"
+)
 
 
 class PublisherError(RuntimeError):
@@ -98,6 +102,11 @@ class MqttPublisher:
 
     def start(self) -> None:
         """Connect in the background; images keep spooling while the broker is away."""
+        if self._broker.protocol == "3.1.1":
+            log.warning(
+                ACL_BLIND_WARNING,
+                extra={"fields": {"broker": self._broker.url, "user": self._broker.username}},
+            )
         self._thread = threading.Thread(
             target=self._first_connect, name="mqtt-connect", daemon=True
         )
@@ -203,19 +212,22 @@ class MqttPublisher:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            if reason_code.value in FATAL_CONNACK:
+            code = reason_code.value
+            if connack_is_permanent(code):
                 self._fail(
                     PublisherError(
-                        f"broker refused the connection: {reason_code}; check the username and"
-                        f" password (--broker-username/--broker-password) and the broker's ACL",
-                        reason_code.value,
+                        f"broker refused the connection: {reason_code}; {PERMANENT_CONNACK[code]}",
+                        code,
                     )
                 )
                 client.disconnect()
             else:
+                # Server busy, unavailable, quota or rate exceeded: paho reconnects after
+                # reconnect_min_s, doubling up to reconnect_max_s.
+                self.last_error = f"connection refused for now: {reason_code}"
                 log.warning(
-                    "broker refused the connection, retrying",
-                    extra={"fields": {"reason": str(reason_code)}},
+                    "broker refused the connection for now, retrying",
+                    extra={"fields": {"reason": str(reason_code), "code": code}},
                 )
             return
         self.generation += 1

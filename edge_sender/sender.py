@@ -5,6 +5,11 @@ only then is an image "accepted"). The pump thread owns the in-flight window: it
 oldest spooled entries, and it alone processes PUBACKs, which paho's thread only queues. So a
 message id is always registered before its acknowledgement is looked at, and SQLite deletes
 never run on paho's network thread.
+
+A PUBACK refusal that retrying can fix (quota exceeded, an unspecified error: see
+``edge_sender.reasons``) takes the entry out of the window, leaves it in the spool and holds
+every publish back for a delay that doubles up to ``reconnect_max_s``, since what slows the
+broker down for one image slows it down for the next. A permanent one stops the sender.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_sender.config import EdgeSettings
 from edge_sender.encoding import encode_frame
 from edge_sender.publisher import MqttPublisher, PublisherError
+from edge_sender.reasons import PERMANENT_PUBACK, is_failure, puback_is_permanent
 from edge_sender.sources import Frame
-from edge_sender.spool import Spool, SpoolEntry
+from edge_sender.spool import Spool, SpoolEntry, SpoolError
 from shared.chunking import split_payload
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,11 @@ class InFlight:
     def seq_of(self, mid: int) -> int | None:
         return self.mids.get(mid)
 
+    def drop(self, seq: int) -> None:
+        """Forget an entry's messages; later PUBACKs for them are ignored like stale ones."""
+        for mid in self.waiting.pop(seq, set()):
+            self.mids.pop(mid, None)
+
     def clear(self) -> None:
         self.mids.clear()
         self.waiting.clear()
@@ -70,6 +81,42 @@ class InFlight:
     @property
     def messages(self) -> int:
         return len(self.mids)
+
+
+@dataclass
+class Backoff:
+    """Capped exponential hold on publishing after temporary refusals; a delivery resets it.
+
+    Refusals that arrive while a hold is on (the rest of a window refused at once) do not
+    lengthen it, so one burst of "quota exceeded" costs one step, not one per message.
+    """
+
+    first_s: float
+    max_s: float
+    delay_s: float = 0.0
+    until: float = 0.0  # time.monotonic() before which nothing is published
+
+    def refused(self, now: float) -> float:
+        """Start (or keep) a hold; returns the seconds left until publishing resumes."""
+        if now >= self.until:
+            self.delay_s = self.first_s if not self.delay_s else self.delay_s * 2
+            self.delay_s = min(self.delay_s, self.max_s)
+            self.until = now + self.delay_s
+        return self.until - now
+
+    def delivered(self) -> None:
+        self.delay_s = 0.0
+
+    def holding(self, now: float) -> bool:
+        return now < self.until
+
+
+def _puback_reason(code: int) -> str:
+    # paho names only the codes MQTT 5 allows in a PUBACK; a log line must not fail on others.
+    try:
+        return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
+    except ValueError:
+        return f"reason code 0x{code:02X}"
 
 
 class Sender:
@@ -81,6 +128,7 @@ class Sender:
         self._stop = threading.Event()
         self._inflight = InFlight()
         self._generation = 0
+        self._backoff = Backoff(settings.broker.reconnect_min_s, settings.broker.reconnect_max_s)
         # Replaced whole (never mutated) by both threads; the lock keeps the newest snapshot.
         self._counters_lock = threading.Lock()
         self._counters = spool.counters()
@@ -101,14 +149,18 @@ class Sender:
         encoded = encode_frame(frame, self.settings.encode, self.settings.device_id)
         image_id, payload = encoded.image_id, encoded.payload
         captured_us = int(frame.captured_at.timestamp() * 1_000_000)
-        _, dropped = self.spool.put(
-            image_id,
-            captured_us,
-            frame.source,
-            frame.source_bytes,
-            payload,
-            reference_jpeg_bytes=encoded.reference_jpeg_bytes,
-        )
+        try:
+            _, dropped = self.spool.put(
+                image_id,
+                captured_us,
+                frame.source,
+                frame.source_bytes,
+                payload,
+                reference_jpeg_bytes=encoded.reference_jpeg_bytes,
+            )
+        except SpoolError:
+            self._refresh_counters()  # the spool counted the refusal; the status shows it
+            raise
         for gone in dropped:
             log.warning(
                 "spool full, dropped oldest image",
@@ -249,21 +301,15 @@ class Sender:
                 mid, code = self._acks.get_nowait()
             except queue.Empty:
                 break
-            if code >= 0x80:
+            if is_failure(code):
                 seq = self._inflight.seq_of(mid)
                 if seq is not None:
-                    reason = ReasonCode(PacketTypes.PUBACK, identifier=code)
-                    raise PublisherError(
-                        f"broker rejected the image publish ({reason}); the ACL must let user"
-                        f" {self.settings.broker.username!r} write"
-                        f" {self.settings.topic_prefix}/{self.settings.device_id}/#."
-                        " The image stays in the spool",
-                        code,
-                    )
+                    self._refused(seq, code)
                 continue
             seq = self._inflight.ack(mid)
             if seq is not None:
                 done.append(seq)
+                self._backoff.delivered()
         if done:
             self.spool.ack(done)
             self._refresh_counters()
@@ -272,7 +318,38 @@ class Sender:
                 extra={"fields": {"images": len(done), "spool_depth": self.spool.depth()[0]}},
             )
 
+    def _refused(self, seq: int, code: int) -> None:
+        reason = _puback_reason(code)
+        if puback_is_permanent(code):
+            raise PublisherError(self._permanent_refusal(reason, code), code)
+        self._inflight.drop(seq)
+        retry_in_s = self._backoff.refused(time.monotonic())
+        log.warning(
+            "broker refused the image publish for now; it stays in the spool and is retried",
+            extra={
+                "fields": {
+                    "reason": str(reason),
+                    "code": code,
+                    "spool_seq": seq,
+                    "retry_in_s": round(retry_in_s, 3),
+                }
+            },
+        )
+
+    def _permanent_refusal(self, reason: str, code: int) -> str:
+        what = f"broker rejected the image publish ({reason}), which retrying cannot change"
+        if code == 0x87:
+            fix = (
+                f"the ACL must let user {self.settings.broker.username!r} write"
+                f" {self.settings.topic_prefix}/{self.settings.device_id}/#"
+            )
+        else:
+            fix = PERMANENT_PUBACK[code]
+        return f"{what}: {fix}. The image stays in the spool"
+
     def _fill_window(self) -> None:
+        if self._backoff.holding(time.monotonic()):
+            return
         room = self.settings.broker.max_inflight - self._inflight.messages
         if room <= 0:
             return

@@ -4,7 +4,9 @@ Why SQLite in WAL mode with ``synchronous=FULL``: every ``put`` is a committed, 
 transaction, so an image the sender has reported accepted survives ``kill -9`` and power loss,
 and readers never block the writer. Rows leave only through ``ack`` (after PUBACK) or through
 the size bound, which drops the oldest and counts it in the ``counters`` table, so the count
-survives restarts too. Order is capture order (``captured_us``, then arrival ``seq``).
+survives restarts too. A payload larger than the whole bound is refused (``SpoolError``) and
+counted as ``refused_total``, since no drop could make room for it. Order is capture order
+(``captured_us``, then arrival ``seq``).
 
 ``reference_jpeg_bytes`` (auto payloads: libjpeg's JPEG of the same image at the promised
 quality) is summed on publish, with the payload bytes of the same images, so the status can
@@ -44,6 +46,7 @@ COUNTERS = (
     "equal_quality_payload_bytes_total",
     "equal_quality_jpeg_bytes_total",
     "dropped_total",
+    "refused_total",
     "last_publish_us",
 )
 
@@ -119,6 +122,7 @@ class Spool:
     ) -> tuple[int, list[Dropped]]:
         """Store one payload durably; returns its seq and whatever the size bound dropped."""
         if len(payload) > self.max_bytes:
+            self._count_refusal()
             raise SpoolError(
                 f"payload of {len(payload)} bytes exceeds the spool bound of {self.max_bytes}"
             )
@@ -147,6 +151,16 @@ class Spool:
             self._bytes += len(payload) - sum(d.payload_bytes for d in dropped)
             assert cursor.lastrowid is not None
             return cursor.lastrowid, dropped
+
+    def _count_refusal(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._bump({"refused_total": 1})
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def _make_room(self, incoming: int) -> list[Dropped]:
         # Called inside put's transaction: the drops and the insert commit together.

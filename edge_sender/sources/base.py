@@ -77,11 +77,17 @@ def frame_from_bytes(
     return Frame(image, captured_at or datetime.now(UTC), source, len(data), tables, on_spooled)
 
 
-def frame_from_path(path: Path, on_spooled: Callable[[], None] | None = None) -> Frame:
-    """A file's frame; its modification time stands in for the capture time."""
+def read_file(path: Path) -> tuple[bytes, datetime]:
+    """A file's bytes and its modification time, which stands in for the capture time."""
     try:
         data = path.read_bytes()
         captured = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError as error:
         raise SourceError(f"file:{path}", f"cannot read ({error.strerror})") from error
+    return data, captured
+
+
+def frame_from_path(path: Path, on_spooled: Callable[[], None] | None = None) -> Frame:
+    """A file's frame, captured at the file's modification time."""
+    data, captured = read_file(path)
     return frame_from_bytes(data, f"file:{path}", captured, on_spooled)

@@ -320,3 +320,67 @@ def test_a_failing_spool_stops_the_sender_instead_of_hanging_it(
             assert spool.depth()[0] == 1  # and the image is still there for the next run
         finally:
             sender.close()
+
+
+def _watch_until(command: list[str], stop: threading.Event, result: list[int]) -> threading.Thread:
+    watcher = threading.Thread(target=lambda: result.append(main(command, stop)))
+    watcher.start()
+    return watcher
+
+
+def test_watch_keep_does_not_send_a_folder_again_after_a_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    Image.open(SAMPLES / "kodim05-half.png").save(inbox / "a.png")
+    collector = Collector(mosquitto.port, f"dctlink/{device}/image")
+    flags = _flags(mosquitto, device, tmp_path / "s.db")
+    command = ["watch", str(inbox), "--after", "keep", "--poll-interval", "0.05", *flags]
+    try:
+        stop, result = threading.Event(), list[int]()
+        watcher = _watch_until(command, stop, result)
+        assert collector.wait_for(lambda c: len(c.payloads) == 1)
+        stop.set()
+        watcher.join(10)
+
+        stop = threading.Event()
+        watcher = _watch_until(command, stop, result)  # the restart
+        Image.open(SAMPLES / "kodim15-half.png").save(inbox / "b.png")
+        assert collector.wait_for(lambda c: len(c.payloads) >= 2)
+        time.sleep(0.5)  # room for a wrong re-send of a.png to show up
+        stop.set()
+        watcher.join(10)
+        assert result == [0, 0]
+        assert len(collector.payloads) == 2  # a.png once, then b.png; never a.png again
+    finally:
+        collector.close()
+
+
+def test_watch_refuses_an_image_bigger_than_the_spool_and_goes_on(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = _device()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    Image.open(SAMPLES / "kodim05-half.png").save(inbox / "a-big.png")  # about 11 kB encoded
+    Image.new("RGB", (16, 16), (120, 60, 30)).save(inbox / "b-small.png")  # about 220 bytes
+    collector = Collector(mosquitto.port, f"dctlink/{device}/#")
+    flags = _flags(mosquitto, device, tmp_path / "s.db", "--spool-max-bytes", "2048")
+    command = ["watch", str(inbox), "--poll-interval", "0.05", *flags]
+    stop, result = threading.Event(), list[int]()
+    watcher = _watch_until(command, stop, result)
+    try:
+        assert collector.wait_for(lambda c: len(c.payloads) == 1)
+        assert watcher.is_alive()  # still watching after the refusal
+        assert "image refused: bigger than the whole spool" in capsys.readouterr().err
+    finally:
+        stop.set()
+        watcher.join(10)
+    try:
+        assert result == [0]
+        assert collector.wait_for(lambda c: bool(c.status) and c.status[-1]["state"] == "offline")
+        assert collector.status[-1]["refused_total"] == 1
+    finally:
+        collector.close()

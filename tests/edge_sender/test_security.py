@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -58,6 +60,44 @@ def test_acl_keeps_a_device_to_its_own_id_and_bad_passwords_fail_clearly(
         wrong = ("--broker-username", "cam-a", "--broker-password", "wrong")
         assert _send(broker.url, "cam-a", tmp_path / "c.db", *wrong) == 3
         assert "check the username and password" in capsys.readouterr().err
+    finally:
+        reader.close()
+
+
+def _spooled(spool: Path) -> int:
+    with sqlite3.connect(spool) as db:
+        count = int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+    db.close()
+    return count
+
+
+def test_an_acl_denial_under_mqtt_5_is_permanent_stops_at_once_and_keeps_the_image(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker = mosquitto_factory(users={"cam-a": "pw-a"}, acl=ACL)
+    login = ("--broker-username", "cam-a", "--broker-password", "pw-a")
+    started = time.monotonic()
+    # mosquitto answers PUBACK 0x87: no retry can change that, so no backoff either.
+    assert _send(broker.url, "cam-b", tmp_path / "s.db", *login) == 3
+    assert time.monotonic() - started < 10
+    assert "Not authorized), which retrying cannot change" in capsys.readouterr().err
+    assert _spooled(tmp_path / "s.db") == 1
+
+
+def test_mqtt_311_cannot_see_an_acl_denial_and_says_so_at_start(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker = mosquitto_factory(users={"cam-a": "pw-a", "reader": "pw-r"}, acl=ACL)
+    reader = Collector(broker.port, "dctlink/#", username="reader", password="pw-r")
+    try:
+        login = ("--broker-username", "cam-a", "--broker-password", "pw-a")
+        flags = ("--broker-protocol", "3.1.1")
+        # The gap the README states: a denied 3.1.1 publish is acknowledged like a delivery.
+        assert _send(broker.url, "cam-b", tmp_path / "s.db", *login, *flags) == 0
+        assert _spooled(tmp_path / "s.db") == 0
+        assert not reader.wait_for(lambda c: bool(c.payloads), timeout_s=0.5)
+        err = capsys.readouterr().err
+        assert "MQTT 3.1.1: the broker acknowledges a publish its ACL denies" in err
     finally:
         reader.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 
 from edge_sender.config import EncodeSettings
 from edge_sender.encoding import profile_for
+from edge_sender.sent_files import SentFiles
 from edge_sender.sources import (
     SourceError,
     camera_source,
@@ -20,6 +22,7 @@ from edge_sender.sources import (
     synthetic_source,
     watch_source,
 )
+from edge_sender.sources.watch import After
 from shared.codec import Profile
 from shared.codec.quantisation import standard_tables
 
@@ -77,6 +80,55 @@ def test_watch_takes_stable_files_and_moves_them_after_spooling(tmp_path: Path) 
     assert not (inbox / "a.png").exists()
     stop.set()
     assert list(frames) == []
+
+
+def _watch_run(
+    inbox: Path, spool: Path, *, spooled: bool = True, after: After = "keep"
+) -> list[str]:
+    """One run of ``watch`` over ``inbox`` (a few polls), as the CLI wires it to a spool."""
+    names = []
+    with SentFiles(spool) as sent:
+        stop = threading.Event()
+        timer = threading.Timer(0.3, stop.set)
+        timer.start()
+        for frame in watch_source(
+            inbox, after=after, move_to=None, poll_interval_s=0.02, stop=stop, sent=sent
+        ):
+            names.append(Path(frame.source).name)
+            if spooled and frame.on_spooled is not None:
+                frame.on_spooled()
+        timer.join()
+    return names
+
+
+def test_watch_remembers_what_it_spooled_across_restarts(tmp_path: Path) -> None:
+    inbox, spool = tmp_path / "inbox", tmp_path / "spool.sqlite3"
+    inbox.mkdir()
+    a, b = inbox / "a.png", inbox / "b.png"
+    Image.open(SAMPLES / "kodim15-half.png").save(a)
+    assert _watch_run(inbox, spool, spooled=False) == ["a.png"]
+    assert _watch_run(inbox, spool) == ["a.png"]  # the run before never spooled it
+    assert _watch_run(inbox, spool) == []
+    os.utime(a, (1_700_000_000, 1_700_000_000))  # touched: same bytes, not sent again
+    Image.open(SAMPLES / "kodim04-half.png").save(b)
+    assert _watch_run(inbox, spool) == ["b.png"]
+    Image.open(SAMPLES / "kodim05-half.png").save(a)  # new content under an old name
+    assert _watch_run(inbox, spool) == ["a.png"]
+    b.unlink()
+    assert _watch_run(inbox, spool) == []
+    with SentFiles(spool) as sent:
+        assert sent.count(inbox) == 1  # b's row went with b
+
+
+def test_watch_finishes_the_delete_a_crash_interrupted_without_sending_again(
+    tmp_path: Path,
+) -> None:
+    inbox, spool = tmp_path / "inbox", tmp_path / "spool.sqlite3"
+    inbox.mkdir()
+    Image.open(SAMPLES / "kodim15-half.png").save(inbox / "a.png")
+    assert _watch_run(inbox, spool) == ["a.png"]  # spooled and remembered, then "crashed"
+    assert _watch_run(inbox, spool, after="delete") == []
+    assert not (inbox / "a.png").exists()
 
 
 class _Snapshot(http.server.BaseHTTPRequestHandler):

@@ -90,3 +90,17 @@ def test_a_spool_from_before_references_opens_and_delivers(tmp_path: Path) -> No
         counters = spool.counters()
         assert counters["payload_bytes_total"] == 150
         assert counters["equal_quality_jpeg_bytes_total"] == 0
+
+
+def test_an_image_bigger_than_the_whole_spool_is_refused_and_counted_across_restarts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Spool(path, 250) as spool:
+        kept = _put(spool, 1)
+        with pytest.raises(SpoolError, match="exceeds the spool bound of 250"):
+            spool.put(uuid.uuid4(), 2, "test", 0, bytes(300))
+        assert [e.seq for e in spool.peek(10)] == [kept]  # nothing dropped for it
+        assert spool.counters()["refused_total"] == 1
+    with Spool(path, 250) as spool:
+        assert spool.counters()["refused_total"] == 1
