@@ -135,6 +135,8 @@ class Reassembler:
     - ``max_pending``: images in progress over all devices (least recently active evicted).
     - ``remember``: how many completed image ids are kept so that their late or re-sent chunks
       are ignored as duplicates instead of starting a new image.
+    - ``on_drop(device_id, image_id)``: called for each image dropped unfinished (expired or
+      evicted), so a caller keeping chunks elsewhere (on disk) can let them go too.
 
     Pure: bytes in, bytes out; ``clock`` is injectable so tests need no sleeps. Images are keyed
     by (device id, image id), so one device cannot write into another's image.
@@ -149,6 +151,7 @@ class Reassembler:
         max_pending: int = 1024,
         remember: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        on_drop: Callable[[str, uuid.UUID], None] = lambda device_id, image_id: None,
     ) -> None:
         if (
             timeout_s <= 0
@@ -165,6 +168,7 @@ class Reassembler:
         self.max_pending = max_pending
         self._remember = remember
         self._clock = clock
+        self._on_drop = on_drop
         # Least recently active first: move_to_end on every chunk.
         self._pending: OrderedDict[tuple[str, uuid.UUID], _Pending] = OrderedDict()
         self._device_bytes: dict[str, int] = {}
@@ -234,9 +238,25 @@ class Reassembler:
             if now - entry.last_seen <= self.timeout_s:
                 break
             self._drop(key)
+            self._on_drop(*key)
             expired.append(key[1])
         self.stats.expired += len(expired)
         return expired
+
+    def is_duplicate(self, header: ChunkHeader, device_id: str = "") -> bool:
+        """Whether ``header``'s chunk would be ignored: its image completed, or this slice held."""
+        key = (device_id, header.image_id)
+        entry = self._pending.get(key)
+        return key in self._completed or (entry is not None and header.index in entry.slices)
+
+    def discard(self, device_id: str, image_id: uuid.UUID) -> None:
+        """Forget an image completed elsewhere (another replica, or from disk): not a drop."""
+        key = (device_id, image_id)
+        if key in self._pending:
+            self._drop(key)
+        self._completed[key] = None
+        while len(self._completed) > self._remember:
+            self._completed.popitem(last=False)
 
     def pending_bytes(self, device_id: str = "") -> int:
         """Bytes held for ``device_id``'s images in progress."""
@@ -260,8 +280,7 @@ class Reassembler:
                 f" reassembly bound of {bound}"
             )
         while len(self._pending) >= self.max_pending:
-            self._drop(next(iter(self._pending)))
-            self.stats.evicted += 1
+            self._evict(next(iter(self._pending)))
         entry = _Pending(header.total, header.count, {}, 0, now)
         self._pending[key] = entry
         return entry
@@ -273,11 +292,14 @@ class Reassembler:
         """
         device_id = key[0]
         while self.pending_bytes(device_id) > self.max_bytes_per_device:
-            self._drop(next(k for k in self._pending if k[0] == device_id))
-            self.stats.evicted += 1
+            self._evict(next(k for k in self._pending if k[0] == device_id))
         while self._held > self.max_bytes:
-            self._drop(next(iter(self._pending)))
-            self.stats.evicted += 1
+            self._evict(next(iter(self._pending)))
+
+    def _evict(self, key: tuple[str, uuid.UUID]) -> None:
+        self._drop(key)
+        self._on_drop(*key)
+        self.stats.evicted += 1
 
     def _drop(self, key: tuple[str, uuid.UUID]) -> None:
         entry = self._pending.pop(key)

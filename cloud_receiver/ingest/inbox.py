@@ -72,7 +72,7 @@ class Inbox:
         found = []
         for path in sorted(self.folder.glob(f"*{_SUFFIX}"), key=_sequence_of):
             try:
-                topic, payload = _read(path)
+                topic, payload = read_message(path)
                 attempts = int(path.name.split(".")[1])
             except (OSError, ValueError, struct.error):
                 path.unlink(missing_ok=True)
@@ -87,7 +87,7 @@ class Inbox:
     @staticmethod
     def read(entry: Entry) -> tuple[str, bytes]:
         """The topic and payload of ``entry``."""
-        return _read(entry.path)
+        return read_message(entry.path)
 
     def put(self, device_id: str, topic: str, payload: bytes) -> Entry:
         """Keep ``payload`` durably. Waits while the inbox is full over all devices (that is
@@ -112,7 +112,7 @@ class Inbox:
             entry = Entry(self.folder / f"{sequence:012d}.0{_SUFFIX}", device_id, size, 0)
             self._account(entry, +1)
         try:
-            _write(entry.path, topic, payload)
+            write_message(entry.path, topic, payload)
         except BaseException:
             self.remove(entry)
             raise
@@ -136,7 +136,7 @@ class Inbox:
     def _renumber(self, entry: Entry, attempts: int) -> Entry:
         path = entry.path.with_name(f"{_sequence_of(entry.path):012d}.{attempts}{_SUFFIX}")
         os.replace(entry.path, path)
-        _sync_folder(self.folder)
+        sync_folder(self.folder)
         return Entry(path, entry.device_id, entry.size, attempts)
 
     def remove(self, entry: Entry) -> None:
@@ -172,7 +172,8 @@ def _sequence_of(path: Path) -> int:
     return int(path.name.split(".")[0])
 
 
-def _write(path: Path, topic: str, payload: bytes) -> None:
+def write_message(path: Path, topic: str, payload: bytes) -> None:
+    """Write ``topic`` and ``payload`` to ``path`` durably: whole or not at all (fsync)."""
     encoded = topic.encode("utf-8")
     partial = path.with_suffix(".part")
     try:
@@ -185,17 +186,17 @@ def _write(path: Path, topic: str, payload: bytes) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)  # a full disk must not fill up further with halves
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
-def _read(path: Path) -> tuple[str, bytes]:
+def read_message(path: Path) -> tuple[str, bytes]:
     data = path.read_bytes()
     (length,) = _TOPIC_LENGTH.unpack_from(data)
     topic = data[_TOPIC_LENGTH.size : _TOPIC_LENGTH.size + length].decode("utf-8")
     return topic, data[_TOPIC_LENGTH.size + length :]
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make a rename durable: fsync the directory entry too (POSIX)."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:

@@ -9,6 +9,7 @@ reason and device id, counted and quarantined, so callers only decide how to ans
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,13 +22,14 @@ from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.device_status import parse_status
 from cloud_receiver.errors import PayloadRejectedError
 from cloud_receiver.imaging import equivalent_jpeg, png_bytes
+from cloud_receiver.ingest.chunk_journal import ChunkJournal, Claimed
 from cloud_receiver.ingest.messages import reason_class
 from cloud_receiver.ingest.quarantine import Quarantine
 from cloud_receiver.metrics import Metrics
 from cloud_receiver.recovery import Budget, Recovery, Stages
 from cloud_receiver.recovery.budget import estimate, over_memory
 from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord, Store
-from shared.chunking import ChunkError, Reassembler
+from shared.chunking import ChunkError, Reassembler, unpack_chunk
 from shared.codec import DcMode, Decoded, PayloadError, decode, decode_header
 
 log = logging.getLogger(__name__)
@@ -105,11 +107,13 @@ class Pipeline:
         self._quarantine = quarantine
         self.on_stored = on_stored
         ingest = settings.ingest
+        self.chunk_journal = ChunkJournal(settings.store.data_dir / "chunks")
         self._reassembler = Reassembler(
             timeout_s=ingest.chunk_timeout_s,
             max_bytes_per_device=ingest.chunk_max_bytes_per_device,
             max_bytes=ingest.chunk_max_bytes,
             max_pending=ingest.chunk_max_pending,
+            on_drop=self.chunk_journal.drop,
         )
         self._chunk_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -222,15 +226,78 @@ class Pipeline:
 
     # -- chunks and status ---------------------------------------------------------------------
 
-    def add_chunk(self, message: bytes, *, topic: str, device_id: str) -> bytes | None:
-        """Feed one chunk; the whole payload once complete. Raises PayloadRejectedError."""
+    def add_chunk(self, message: bytes, *, topic: str, device_id: str) -> Claimed | None:
+        """Check one chunk and keep it on disk; its image's chunks, claimed, once all are there.
+
+        The in-memory reassembler checks the chunk against its image and holds the bounds (per
+        device, in all, expiry); the journal keeps it durably, shared with the other replicas
+        on this data_dir, so the image completes wherever its last chunk lands. Raises
+        PayloadRejectedError for a bad chunk, OSError when the disk refuses it (then the
+        chunk must stay unacknowledged).
+        """
         try:
+            header, _ = unpack_chunk(message)
             with self._chunk_lock:
-                return self._reassembler.add(message, device_id)
+                duplicate = self._reassembler.is_duplicate(header, device_id)
+                self._reassembler.add(message, device_id)
         except ChunkError as error:
+            with contextlib.suppress(ChunkError):  # a bad image: its chunks on disk go too
+                self.chunk_journal.drop(device_id, unpack_chunk(message)[0].image_id)
             raise self.reject(
                 message, error.reason, "chunk", offset=None, topic=topic, device_id=device_id
             ) from None
+        if duplicate:
+            return None
+        on_disk = self.chunk_journal.write(device_id, topic, header.image_id, header.index, message)
+        if on_disk < header.count:
+            return None
+        claimed = self.chunk_journal.claim(device_id, header.image_id)
+        if claimed is not None:
+            with self._chunk_lock:
+                self._reassembler.discard(device_id, header.image_id)
+        return claimed
+
+    def restore_chunks(self, device_id: str, topic: str, messages: list[bytes]) -> Claimed | None:
+        """Chunks an earlier run left on disk: claimed when complete, else back in memory."""
+        try:
+            header, _ = unpack_chunk(messages[0])
+        except ChunkError:
+            return None
+        if len(messages) >= header.count:
+            return self.chunk_journal.claim(device_id, header.image_id)
+        try:
+            with self._chunk_lock:
+                for message in messages:
+                    self._reassembler.add(message, device_id)
+        except ChunkError:
+            self.chunk_journal.drop(device_id, header.image_id)
+        return None
+
+    def assemble(self, claimed: Claimed, *, topic: str) -> bytes:
+        """The payload of a claimed image's chunks; PayloadRejectedError if they do not make one.
+
+        Assembled afresh from disk, not from memory: on a replica the other chunks came to
+        another receiver. The chunks were checked one by one as they arrived, so only their
+        agreement with each other is left to check.
+        """
+        whole = None
+        fresh = Reassembler(max_bytes_per_device=2**62, max_bytes=2**62, max_pending=1)
+        try:
+            for message in claimed.messages:
+                whole = fresh.add(message, claimed.device_id) or whole
+            if whole is None:
+                raise ChunkError(f"{len(claimed.messages)} chunks on disk make no whole image")
+        except ChunkError as error:
+            self.chunk_journal.release(claimed)
+            raise self.reject(
+                b"".join(claimed.messages),
+                error.reason,
+                "chunk",
+                offset=None,
+                topic=topic,
+                device_id=claimed.device_id,
+            ) from None
+        return whole
 
     @property
     def chunks_pending(self) -> int:
@@ -242,6 +309,8 @@ class Pipeline:
         """Drop chunked images whose chunks stopped arriving; returns how many (on a timer)."""
         with self._chunk_lock:
             expired = self._reassembler.expire()
+        # Leftovers of other replicas and of crashes, which no reassembler here remembers.
+        self.chunk_journal.sweep(2 * self._reassembler.timeout_s)
         for image_id in expired:
             log.warning("chunked image expired", extra={"fields": {"image_id": str(image_id)}})
         return len(expired)

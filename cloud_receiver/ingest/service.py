@@ -17,7 +17,9 @@ worker) it oversubscribed the cores and two workers were slower than one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import BusyError, PayloadRejectedError, RateLimitedError
+from cloud_receiver.ingest.chunk_journal import Claimed
 from cloud_receiver.ingest.fairness import DeviceLimiter, FairQueue, QueueClosedError
 from cloud_receiver.ingest.inbox import Entry, Inbox, InboxFullError
 from cloud_receiver.ingest.messages import parse_topic
@@ -46,6 +49,17 @@ EXPIRY_PERIOD_S = 1.0
 #: First and longest pause before a worker tries the store again after it failed.
 STORE_RETRY_S = 0.5
 STORE_RETRY_MAX_S = 30.0
+
+
+def replica_name(settings: ReceiverSettings) -> str:
+    """This receiver's own name among replicas on one data_dir: its broker login or client id.
+
+    Each replica keeps its own inbox (a shared one would hand one payload to two workers), and
+    finds it again after a restart under the same login, as a StatefulSet's pods do.
+    """
+    broker = settings.broker
+    name = broker.username or broker.client_id
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "receiver"
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class Ingest:
         self.pipeline = pipeline
         ingest = settings.ingest
         self.inbox = Inbox(
-            settings.store.data_dir / "inbox",
+            settings.store.data_dir / "inbox" / replica_name(settings),
             max_bytes=ingest.inbox_max_bytes,
             max_bytes_per_device=ingest.inbox_max_bytes_per_device,
             max_files_per_device=ingest.inbox_max_images_per_device,
@@ -110,11 +124,26 @@ class Ingest:
             log.info("recovering images left in the inbox", extra={"fields": {"count": len(left)}})
         for entry in left:
             self._queue.put(entry.device_id, _InboxJob(entry))
+        self._restore_chunks()
         for number in range(self._settings.ingest.workers):
             self._spawn(self._work, f"dctlink-ingest-{number}")
         self._spawn(self._expire_chunks, "dctlink-chunk-expiry")
         if self.subscriber is not None:
             self.subscriber.start()
+
+    def _restore_chunks(self) -> None:
+        """Chunked images an earlier run left half built (or whole, before the inbox)."""
+        restored = 0
+        journal = self.pipeline.chunk_journal
+        for device_id, topic, messages in journal.recover(self._settings.ingest.chunk_timeout_s):
+            restored += 1
+            claimed = self.pipeline.restore_chunks(device_id, topic, messages)
+            if claimed is None:
+                continue
+            with contextlib.suppress(PayloadRejectedError):  # logged, counted, quarantined
+                self._accept_claimed(claimed, topic, device_id, lambda: None)
+        if restored:
+            log.info("chunked images restored from disk", extra={"fields": {"count": restored}})
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -200,14 +229,32 @@ class Ingest:
                 self.pipeline.update_status(payload, topic=topic, device_id=route.device_id)
                 ack()
             case "chunk":
-                whole = self.pipeline.add_chunk(payload, topic=topic, device_id=route.device_id)
-                # Chunks are acknowledged as they come: holding them until the image completes
-                # would fill the broker's in-flight window with a large image's chunks and stall.
-                ack()
-                if whole is not None:
-                    self._accept(whole, topic, route.device_id, lambda: None)
+                # Acknowledged once on disk (the chunk journal), not once the image is stored:
+                # a large image's chunks held unacknowledged would fill the broker's in-flight
+                # window and stall it. The last chunk's acknowledgement waits for the inbox.
+                claimed = self.pipeline.add_chunk(payload, topic=topic, device_id=route.device_id)
+                if claimed is None:
+                    ack()
+                else:
+                    self._accept_claimed(claimed, topic, route.device_id, ack)
             case "image":
                 self._accept(payload, topic, route.device_id, ack)
+
+    def _accept_claimed(
+        self, claimed: Claimed, topic: str, device_id: str, ack: Callable[[], None]
+    ) -> None:
+        """A chunked image complete on disk: into the inbox, then its chunks can go."""
+        whole = self.pipeline.assemble(claimed, topic=topic)
+
+        def done() -> None:
+            self.pipeline.chunk_journal.release(claimed)
+            ack()
+
+        try:
+            self._accept(whole, topic, device_id, done)
+        except PayloadRejectedError:
+            self.pipeline.chunk_journal.release(claimed)
+            raise
 
     def _accept(self, payload: bytes, topic: str, device_id: str, ack: Callable[[], None]) -> None:
         """Charge the device's rate, keep the payload in the inbox for a worker, then ``ack``.

@@ -56,7 +56,9 @@ class Served:
         return httpx.get(f"{self.base}/api/v1/images/{image_id}").status_code == 200
 
 
-def _serve(mosquitto: Mosquitto, data_dir: Path, **env: str) -> Served:
+def _serve(
+    mosquitto: Mosquitto, data_dir: Path, client_id: str | None = None, **env: str
+) -> Served:
     port = free_port()
     prefix = unique("t")
     process = subprocess.Popen(
@@ -68,7 +70,7 @@ def _serve(mosquitto: Mosquitto, data_dir: Path, **env: str) -> Served:
             "--broker",
             mosquitto.url,
             "--broker-client-id",
-            unique("receiver"),
+            client_id or unique("receiver"),
             "--topic-prefix",
             prefix,
             "--data-dir",
@@ -195,13 +197,14 @@ def test_a_payload_that_killed_the_receiver_twice_is_quarantined_not_retried(
 ) -> None:
     """As left by two OOM kills mid-recovery: in the inbox with two attempts started."""
     data_dir = tmp_path / "data"
-    inbox = data_dir / "inbox"
+    receiver = unique("receiver")
+    inbox = data_dir / "inbox" / receiver  # each replica's own, by its login or client id
     inbox.mkdir(parents=True)
     prefix_placeholder = "t/cam-a/image"
     payload = payload_for("cam-a")
     topic = prefix_placeholder.encode()
     (inbox / "000000000007.2.msg").write_bytes(len(topic).to_bytes(2, "big") + topic + payload)
-    served = _serve(mosquitto, data_dir)
+    served = _serve(mosquitto, data_dir, receiver)
     try:
         assert wait_until(
             lambda: served.metric("dctlink_malformed_payloads_total", reason="failed_twice") == 1
