@@ -39,6 +39,7 @@ class Claimed:
 
     folder: Path
     device_id: str
+    topic: str  # the topic the chunks came on
     messages: list[bytes]  # chunk messages in index order
 
 
@@ -72,8 +73,9 @@ class ChunkJournal:
 
     @staticmethod
     def _read(folder: Path, device_id: str) -> Claimed:
-        messages = [read_message(path)[1] for path in sorted(folder.glob(f"*{_SUFFIX}"))]
-        return Claimed(folder, device_id, messages)
+        read = [read_message(path) for path in sorted(folder.glob(f"*{_SUFFIX}"))]
+        topic = read[0][0] if read else ""
+        return Claimed(folder, device_id, topic, [message for _, message in read])
 
     @staticmethod
     def release(claimed: Claimed) -> None:
@@ -113,6 +115,27 @@ class ChunkJournal:
                     folder.rename(folder.with_name(name))
             if messages:
                 yield device_id, topic, messages
+
+    def reclaim_stale(self, stale_s: float) -> list[Claimed]:
+        """Claims older than ``stale_s``, taken over: their receiver died between the claim and
+        the inbox (a live one takes milliseconds). Atomic like :meth:`claim`, so one replica
+        takes each; a claimer that was only slow ends up with a duplicate, which ingest ignores.
+        """
+        cutoff = time.time() - stale_s
+        taken = []
+        for folder in self.folder.iterdir():
+            name, claimed, _ = folder.name.partition(_CLAIMED)
+            if not claimed or _mtime(folder) >= cutoff:
+                continue
+            try:
+                device_id = bytes.fromhex(name.split(".")[0]).decode()
+                ours = folder.with_name(f"{name}{_CLAIMED}{uuid.uuid4().hex[:8]}")
+                os.rename(folder, ours)
+            except (ValueError, UnicodeDecodeError, OSError):
+                continue  # not ours, or another replica took it first
+            os.utime(ours)  # fresh again, so no other replica thinks it stale at once
+            taken.append(self._read(ours, device_id))
+        return taken
 
     def sweep(self, older_than_s: float) -> int:
         """Delete unclaimed images none of whose chunks arrived for ``older_than_s``.

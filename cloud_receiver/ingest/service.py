@@ -145,6 +145,13 @@ class Ingest:
         if restored:
             log.info("chunked images restored from disk", extra={"fields": {"count": restored}})
 
+    def _reclaim_chunks(self) -> None:
+        """Complete the images a receiver claimed and then died on (see reclaim_stale)."""
+        journal = self.pipeline.chunk_journal
+        for claimed in journal.reclaim_stale(self._settings.ingest.chunk_timeout_s):
+            with contextlib.suppress(PayloadRejectedError):  # logged, counted, quarantined
+                self._accept_claimed(claimed, claimed.topic, claimed.device_id, lambda: None)
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
@@ -412,5 +419,6 @@ class Ingest:
             try:
                 self.pipeline.expire_chunks()
                 self._write_held()
+                self._reclaim_chunks()
             except Exception:
                 log.exception("chunk expiry or held message write failed")

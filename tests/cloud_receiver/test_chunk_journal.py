@@ -46,3 +46,16 @@ def test_sweep_deletes_only_idle_unclaimed_images(tmp_path: Path) -> None:
     os.utime(idle, (old, old))
     assert journal.sweep(older_than_s=120) == 1
     assert journal.images() == 1
+
+
+def test_a_stale_claim_is_taken_over_by_one_replica_only(tmp_path: Path) -> None:
+    one, two = ChunkJournal(tmp_path), ChunkJournal(tmp_path)
+    one.write("cam", "t/cam/chunk", IMAGE, 0, b"only")
+    assert one.claim("cam", IMAGE) is not None  # then that receiver died
+    assert two.reclaim_stale(stale_s=3600) == []  # young: its claimer may be working on it
+    [folder] = tmp_path.iterdir()
+    old = time.time() - 7200
+    os.utime(folder, (old, old))
+    [taken] = two.reclaim_stale(stale_s=3600)
+    assert (taken.device_id, taken.topic, taken.messages) == ("cam", "t/cam/chunk", [b"only"])
+    assert one.reclaim_stale(stale_s=3600) == []  # fresh again once taken

@@ -133,3 +133,22 @@ def test_two_replicas_of_a_shared_group_store_every_chunked_image_once(
     assert wait_until(lambda: set(replicas[0].stored(device)) == ids, timeout_s=60)
     assert sorted(replicas[1].stored(device)) == sorted(ids)  # once each: ids are unique
     assert wait_until(lambda: list((data / "chunks").iterdir()) == [])
+
+
+def test_a_replica_killed_midway_loses_no_chunked_image_of_its_group(
+    mosquitto: Mosquitto, tmp_path: Path, stack: ExitStack
+) -> None:
+    data, prefix, device = tmp_path / "data", unique("t"), unique("cam")
+    chunks, ids = _chunked(device, 10)
+    group, names = f"g{uuid.uuid4().hex[:6]}", [unique("rx"), unique("rx")]
+    replicas = [Serve(mosquitto, data, prefix, n, "--broker-shared-group", group) for n in names]
+    stack.callback(lambda: [replica.stop() for replica in replicas])
+    publisher = Publisher(mosquitto)
+    stack.callback(publisher.close)
+    topic = f"{prefix}/{device}/chunk"
+    publisher.publish(topic, [c for image in chunks for c in image[: len(image) // 2]])
+    replicas[0].kill()
+    publisher.publish(topic, [c for image in chunks for c in image[len(image) // 2 :]])
+    replicas[0] = Serve(mosquitto, data, prefix, names[0], "--broker-shared-group", group)
+    assert wait_until(lambda: set(replicas[1].stored(device)) == ids, timeout_s=90)
+    assert sorted(replicas[0].stored(device)) == sorted(ids)
