@@ -169,8 +169,8 @@ class StoreSettings(Section):
     )
     data_dir: Path = Field(
         default=Path("dctlink-data"),
-        description="Folder of payloads, stage PNGs, the SQLite index and the quarantine"
-        " (with backend s3: the quarantine only)",
+        description="Folder of payloads, stage PNGs, the SQLite index, the quarantine, the inbox"
+        " and the chunk journal (with backend s3: the inbox and the chunk journal only)",
     )
     s3_endpoint_url: str | None = Field(
         default=None,
@@ -198,6 +198,17 @@ class StoreSettings(Section):
     )
     timeout_s: float = Field(
         default=10.0, gt=0, description="Connect and request timeout for the bucket and database"
+    )
+    orphan_grace_s: float = Field(
+        default=3600.0,
+        ge=60,
+        description="Age after which stored bytes without a database row (a crash between"
+        " writing them and the row) are deleted; longer than any write takes",
+    )
+    sweep_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds between sweeps for such orphans (one runs at start); 0 = never sweep",
     )
 
     @model_validator(mode="after")

@@ -1,8 +1,8 @@
 """The app factory: ``create_app(settings)`` builds the receiver; its lifespan runs ingest.
 
-Everything with a life (store, recovery, MQTT subscriber, worker threads) is made in the
-lifespan, not at import or in the factory, so building an app has no side effects and tests
-can build many from small settings.
+Everything with a life (store, orphan sweeper, quarantine, recovery, MQTT subscriber, worker
+threads) is made in the lifespan, not at import or in the factory, so building an app has no
+side effects and tests can build many from small settings.
 """
 
 from __future__ import annotations
@@ -21,9 +21,17 @@ from cloud_receiver.api.routes import devices, events, gallery, health, images, 
 from cloud_receiver.api.schemas import ImageOut
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.ingest import Event, EventHub, Ingest, Pipeline, Quarantine
+from cloud_receiver.ingest.quarantine import BucketShelf, FolderShelf, Shelf
 from cloud_receiver.metrics import Metrics
 from cloud_receiver.recovery import Recovery
-from cloud_receiver.store import ImageRecord, Store, open_store
+from cloud_receiver.store import (
+    ImageRecord,
+    OrphanSweeper,
+    Store,
+    SweepsOrphans,
+    open_objects,
+    open_store,
+)
 
 log = logging.getLogger("cloud_receiver")
 
@@ -33,6 +41,32 @@ def build_recovery(settings: ReceiverSettings) -> Recovery:
     return Recovery(
         iterations=recovery.iterations, model_path=recovery.model_path, threads=recovery.threads
     )
+
+
+def build_quarantine(settings: ReceiverSettings) -> Quarantine:
+    """The quarantine on the store's backend: the bucket with s3, else ``data_dir``."""
+    shelf: Shelf
+    if settings.store.backend == "s3":
+        shelf = BucketShelf(open_objects(settings.store))
+    else:
+        shelf = FolderShelf(settings.store.data_dir / "quarantine")
+    try:
+        return Quarantine(
+            shelf, settings.ingest.quarantine_max_files, settings.ingest.quarantine_max_bytes
+        )
+    except BaseException:
+        shelf.close()
+        raise
+
+
+def start_sweeper(settings: ReceiverSettings, store: Store) -> OrphanSweeper | None:
+    """The orphan sweep of ``store``, started (None when it is off or the store has none)."""
+    interval = settings.store.sweep_interval_s
+    if interval <= 0 or not isinstance(store, SweepsOrphans):
+        return None
+    sweeper = OrphanSweeper(store, grace_s=settings.store.orphan_grace_s, interval_s=interval)
+    sweeper.start()
+    return sweeper
 
 
 def create_app(
@@ -54,11 +88,7 @@ def create_app(
             event = Event("image", ImageOut.of(record).model_dump_json())
             loop.call_soon_threadsafe(hub.publish, event)
 
-        quarantine = Quarantine(
-            settings.store.data_dir / "quarantine",
-            settings.ingest.quarantine_max_files,
-            settings.ingest.quarantine_max_bytes,
-        )
+        quarantine = build_quarantine(settings)
         pipeline = Pipeline(
             settings,
             the_store,
@@ -71,6 +101,7 @@ def create_app(
         ingest = Ingest(settings, pipeline)
         app.state.receiver = Receiver(settings, the_store, the_recovery, metrics, hub, ingest)
         ingest.start()
+        sweeper = start_sweeper(settings, the_store)
         log.info(
             "receiver started",
             extra={
@@ -87,6 +118,9 @@ def create_app(
             hub.close()
             # Off the loop: waiting for workers to finish must not stall open responses.
             await asyncio.to_thread(ingest.close)
+            await asyncio.to_thread(quarantine.close)  # drains writes still queued to a bucket
+            if sweeper is not None:
+                await asyncio.to_thread(sweeper.close)
             if own_store:
                 the_store.close()
             log.info("receiver stopped")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cloud_receiver.config import StoreSettings
 from cloud_receiver.store.base import (
     JPEG_BASES,
@@ -15,6 +17,10 @@ from cloud_receiver.store.base import (
     StoreUnavailableError,
 )
 from cloud_receiver.store.local import LocalStore
+from cloud_receiver.store.sweep import OrphanSweeper, SweepsOrphans
+
+if TYPE_CHECKING:
+    from cloud_receiver.store.s3 import S3Objects
 
 
 def open_store(settings: StoreSettings) -> Store:
@@ -25,20 +31,9 @@ def open_store(settings: StoreSettings) -> Store:
         case "s3":
             # Imported here: boto3 and psycopg load slowly and only this backend needs them.
             from cloud_receiver.store.postgres import PostgresStore  # noqa: PLC0415
-            from cloud_receiver.store.s3 import S3Objects  # noqa: PLC0415
 
-            assert settings.s3_bucket is not None, "checked by StoreSettings"
             assert settings.postgres_dsn is not None, "checked by StoreSettings"
-            secret = settings.s3_secret_key
-            objects = S3Objects(
-                settings.s3_bucket,
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-                access_key=settings.s3_access_key,
-                secret_key=None if secret is None else secret.get_secret_value(),
-                prefix=settings.s3_prefix,
-                timeout_s=settings.timeout_s,
-            )
+            objects = open_objects(settings)
             try:
                 return PostgresStore(
                     objects,
@@ -51,6 +46,23 @@ def open_store(settings: StoreSettings) -> Store:
                 raise
 
 
+def open_objects(settings: StoreSettings) -> S3Objects:
+    """A client of the s3 backend's bucket (for the store, and for the quarantine there)."""
+    from cloud_receiver.store.s3 import S3Objects  # noqa: PLC0415  # boto3 loads slowly
+
+    assert settings.s3_bucket is not None, "checked by StoreSettings"
+    secret = settings.s3_secret_key
+    return S3Objects(
+        settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key,
+        secret_key=None if secret is None else secret.get_secret_value(),
+        prefix=settings.s3_prefix,
+        timeout_s=settings.timeout_s,
+    )
+
+
 __all__ = [
     "JPEG_BASES",
     "STAGES",
@@ -59,8 +71,11 @@ __all__ = [
     "ImageRecord",
     "JpegBasis",
     "LocalStore",
+    "OrphanSweeper",
     "Page",
     "Store",
     "StoreUnavailableError",
+    "SweepsOrphans",
+    "open_objects",
     "open_store",
 ]

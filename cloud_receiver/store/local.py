@@ -9,8 +9,11 @@ Layout::
 Files are written into a temporary folder and renamed into place before the row that points at
 them is committed, so a crash leaves at worst an orphan folder, never a row without its files;
 staging folders a crash left behind are removed at the next open, once an hour old (another
-receiver on the same folder may be writing a young one). A failed write (a full disk, a locked
-or damaged index) cleans up after itself and raises :class:`StoreUnavailableError`, so ingest
+receiver on the same folder may be writing a young one), and :meth:`LocalStore.sweep_orphans`
+removes image folders that no row commits, older than a grace period (``store/sweep.py``),
+holding SQLite's write lock so no put can commit a folder between the check and the delete.
+A failed write (a full disk, a locked or damaged index) cleans up after itself, a folder
+already renamed into place included, and raises :class:`StoreUnavailableError`, so ingest
 keeps the image and tries again; the index is checked (``PRAGMA quick_check``) when opened, and a
 damaged one is refused with a clear error instead of losing every image written to it.
 An index written by an older receiver is migrated on open: missing columns are added (and
@@ -27,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from cloud_receiver.store._rows import (
@@ -47,6 +50,7 @@ from cloud_receiver.store.base import (
     StoreUnavailableError,
     to_micros,
 )
+from cloud_receiver.store.sweep import Piece, orphans
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -82,6 +86,7 @@ CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, written_us INTEGER NOT
 STAGING_GRACE_S = 3600.0
 _COLUMNS = ", ".join(COLUMNS)
 _MARKS = ", ".join("?" * len(COLUMNS))
+_LOOKUP_BATCH = 500  # ids per IN (...): under every SQLite's limit on bound parameters
 
 
 class LocalStore:
@@ -119,8 +124,8 @@ class LocalStore:
                 " or rebuild it with `sqlite3 index.sqlite3 .recover`"
             )
 
-    def _sweep_staging(self) -> None:
-        cutoff = time.time() - STAGING_GRACE_S
+    def _sweep_staging(self, grace_s: float = STAGING_GRACE_S) -> None:
+        cutoff = time.time() - grace_s
         for staging in self._images.glob("*/.*-*"):
             with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
                 if staging.is_dir() and staging.stat().st_mtime < cutoff:
@@ -187,13 +192,16 @@ class LocalStore:
             # SQLite's write lock, held from the check to the insert: another store or process
             # on the same folder cannot slip the same id in between.
             self._db.execute("BEGIN IMMEDIATE")
+            renamed = False
+            existed = self._exists(record.id)
             try:
-                if not replace and self._exists(record.id):
+                if existed and not replace:
                     self._db.execute("ROLLBACK")
                     return False
                 if final.exists():  # a replaced image, or an orphan of a crash before commit
                     shutil.rmtree(final)
                 staging.rename(final)
+                renamed = True
                 self._db.execute(
                     f"INSERT OR REPLACE INTO images ({_COLUMNS}) VALUES ({_MARKS})",
                     to_row(record),
@@ -202,6 +210,8 @@ class LocalStore:
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if renamed and not existed:  # no row will name it: an orphan right away
+                    shutil.rmtree(final, ignore_errors=True)
                 raise
         return True
 
@@ -231,6 +241,48 @@ class LocalStore:
 
     def payload(self, image_id: str) -> bytes | None:
         return _read(self._folder(image_id) / "payload.bin")
+
+    # -- the orphan sweep ------------------------------------------------------------------------
+
+    def sweep_orphans(
+        self, grace_s: float, *, should_stop: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Delete image folders older than ``grace_s`` that have no row; how many were deleted.
+
+        Staging folders older than ``grace_s`` go too. One ``images/<id[:2]>`` shard at a
+        time, each checked and deleted under SQLite's write lock: a put renames its folder
+        into place under that lock, so none can appear between the lookup and the delete.
+        """
+        self._sweep_staging(grace_s)
+        cutoff = time.time() - grace_s
+        removed = 0
+        for shard in sorted(self._images.iterdir()):
+            if should_stop():
+                break
+            if shard.name.startswith(".") or not shard.is_dir():
+                continue  # probes, staging, nothing of an image's
+            pieces = _folders(shard, cutoff)
+            if pieces:
+                removed += self._delete_orphans(pieces, cutoff)
+        return removed
+
+    def _delete_orphans(self, pieces: list[Piece], cutoff: float) -> int:
+        with self._sql():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows: dict[str, str | None] = {}
+                for start in range(0, len(pieces), _LOOKUP_BATCH):
+                    ids = [p.image_id for p in pieces[start : start + _LOOKUP_BATCH]]
+                    found = self._db.execute(
+                        f"SELECT id FROM images WHERE id IN ({', '.join('?' * len(ids))})", ids
+                    )
+                    rows.update((row[0], None) for row in found)
+                doomed = orphans(pieces, rows, cutoff)
+                for folder in doomed:
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                self._db.execute("COMMIT")  # nothing written: this only releases the lock
+        return len(doomed)
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -281,6 +333,20 @@ class LocalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _folders(shard: Path, cutoff: float) -> list[Piece]:
+    """The image folders of one shard last written at or before ``cutoff``."""
+    pieces: list[Piece] = []
+    with contextlib.suppress(OSError):  # the shard gone meanwhile: nothing to sweep
+        for folder in shard.iterdir():
+            if folder.name.startswith("."):
+                continue  # staging: swept by its own rule
+            with contextlib.suppress(OSError):
+                modified = folder.stat().st_mtime
+                if folder.is_dir() and modified <= cutoff:
+                    pieces.append(Piece(str(folder), folder.name, None, modified))
+    return pieces
 
 
 def _read(path: Path) -> bytes | None:

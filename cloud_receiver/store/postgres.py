@@ -9,7 +9,9 @@ Several receivers may share one bucket and one database (DESIGN.md section 7). L
 Each write goes under a fresh generation ``<gen>`` that the row names, and the row is written
 last: a reader never sees a row without its objects, a duplicate that loses the race to insert
 deletes only its own objects, and a replacement deletes the old generation once the new row
-is committed. A crash between the two leaves at worst orphan objects, never a row without them.
+is committed. A crash between the two leaves at worst orphan objects, never a row without them;
+:meth:`PostgresStore.sweep_orphans` deletes those once they are older than a grace period
+(``store/sweep.py``): objects whose id has no row, or whose generation is not the row's.
 Behaviour (dedupe, ordering, cursors, filters) is the local store's: the same columns, times in
 microseconds, and ``COLLATE "C"`` ids so ties break in the same byte order as SQLite's.
 Tables created by an older receiver gain the newer columns at start-up, under the same lock.
@@ -18,8 +20,9 @@ Tables created by an older receiver gain the newer columns at start-up, under th
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -45,7 +48,8 @@ from cloud_receiver.store.base import (
     StoreUnavailableError,
     to_micros,
 )
-from cloud_receiver.store.s3 import S3Objects
+from cloud_receiver.store.s3 import ObjectInfo, S3Objects
+from cloud_receiver.store.sweep import Piece, image_key, orphans
 
 _SCHEMA_LOCK = 0x4443544C  # "DCTL": replicas starting together create the schema one at a time
 _SCHEMA = """
@@ -221,6 +225,35 @@ class PostgresStore:
         with _unavailable():
             return self._objects.get(keys[-1])
 
+    # -- the orphan sweep ------------------------------------------------------------------------
+
+    def sweep_orphans(
+        self, grace_s: float, *, should_stop: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Delete objects older than ``grace_s`` that no row commits; how many were deleted.
+
+        One page of the listing at a time: its old pieces' ids are looked up in one query, so
+        the sweep's memory and each query stay small however large the bucket is.
+        """
+        cutoff = time.time() - grace_s
+        removed = 0
+        with _unavailable():
+            for page in self._objects.list("images/"):
+                if should_stop():
+                    break
+                pieces = [p for p in map(_piece, page) if p is not None and p.modified <= cutoff]
+                if not pieces:
+                    continue
+                with self._sql() as db:
+                    rows = db.execute(
+                        "SELECT id, generation FROM images WHERE id = ANY(%s)",
+                        ([*{p.image_id for p in pieces}],),
+                    ).fetchall()
+                doomed = orphans(pieces, {str(i): str(g) for i, g in rows}, cutoff)
+                self._objects.delete(doomed)
+                removed += len(doomed)
+        return removed
+
     # -- devices -------------------------------------------------------------------------------
 
     def upsert_device(self, device: DeviceRecord) -> None:
@@ -263,6 +296,13 @@ class PostgresStore:
     def close(self) -> None:
         self._pool.close()
         self._objects.close()
+
+
+def _piece(info: ObjectInfo) -> Piece | None:
+    parts = image_key(info.key)
+    if parts is None or _NUL in parts[0]:  # not an image's, or an id no row can hold
+        return None
+    return Piece(info.key, parts[0], parts[1], info.modified)
 
 
 def _migrate(db: psycopg.Connection[Any]) -> None:

@@ -1,13 +1,15 @@
 """Objects in an S3-compatible bucket (AWS S3, MinIO, SeaweedFS, ...), through one boto3 client.
 
-Only what the store needs: put, get (None when absent), delete, and a write probe. boto3
-clients are thread-safe, so the receiver's worker threads share this one.
+Only what the store needs: put, get (None when absent), delete, a listing (for the orphan sweep
+and the quarantine's accounting) and a write probe. boto3 clients are thread-safe, so the
+receiver's worker threads share this one.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
@@ -19,6 +21,15 @@ if TYPE_CHECKING:
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # DeleteObjects' limit per request
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: its key (without the store's prefix), size, and last write (epoch s)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 class S3Objects:
@@ -78,6 +89,20 @@ class S3Objects:
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
             )
+
+    def list(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        """The objects under ``prefix``, one page (at most 1000) at a time, in key order.
+
+        Pages, not one list: a bucket may hold millions of objects, and callers act on each
+        page (look its ids up, delete) without holding the whole listing in memory.
+        """
+        paginator = self._client.get_paginator("list_objects_v2")
+        cut = len(self.prefix)
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            yield [
+                ObjectInfo(item["Key"][cut:], item["Size"], item["LastModified"].timestamp())
+                for item in page.get("Contents", [])
+            ]
 
     def check_writable(self) -> str | None:
         """None when a small object can be written and deleted, else what went wrong."""

