@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ACL = DEPLOY / "mosquitto" / "acl"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+CONFIG = DEPLOY / "mosquitto" / "mosquitto.conf"
 DEVICE = "edge-demo"  # the compose demo device
 
 
@@ -54,25 +55,38 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float)
 
 
 class Broker:
-    def __init__(self, port: int, secrets: Path, log: Path) -> None:
+    def __init__(
+        self, port: int, secrets: Path, log: Path, process: subprocess.Popen[bytes]
+    ) -> None:
         self.port = port
         self.secrets = secrets
         self.log = log
+        self.process = process
 
     def password(self, user: str) -> str:
         return (self.secrets / f"{user}.password").read_text().strip()
 
+    def kill(self) -> None:
+        """kill -9: no shutdown save, what is not on disk yet is gone."""
+        self.process.kill()
+        self.process.wait(10)
+
 
 @contextmanager
-def deploy_broker(work: Path) -> Iterator[Broker]:
-    """mosquitto on the shipped config, with a login for every ACL user and the demo device."""
+def deploy_broker(work: Path, config: Path = CONFIG, port: int | None = None) -> Iterator[Broker]:
+    """mosquitto on the shipped config, with a login for every ACL user and the demo device.
+
+    Its persistence file is ``work/mosquitto.db``: a second broker on the same ``work`` (after
+    ``Broker.kill``, say) restores what the first saved. ``config`` replaces the shipped file,
+    for a test to show what an older version of it did.
+    """
     secrets = work / "secrets"
     subprocess.run(
         ["sh", str(DEPLOY / "mosquitto" / "make-passwords.sh"), str(secrets), *acl_users(), DEVICE],
         check=True,
         capture_output=True,
     )
-    port = free_port()
+    port = port or free_port()
     log = work / "mosquitto.log"
     replaced = {
         "password_file": str(secrets / "passwords"),
@@ -82,7 +96,7 @@ def deploy_broker(work: Path) -> Iterator[Broker]:
         "log_dest": f"file {log}",
     }
     lines = []
-    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+    for line in config.read_text().splitlines():
         key = line.partition(" ")[0]
         lines.append(f"{key} {replaced[key]}" if key in replaced else line)
     if os.geteuid() == 0:
@@ -98,7 +112,7 @@ def deploy_broker(work: Path) -> Iterator[Broker]:
         text = log.read_text() if log.exists() else ""
         raise RuntimeError(f"mosquitto refused the deploy/ config: {err.decode()}{text}") from error
     try:
-        yield Broker(port, secrets, log)
+        yield Broker(port, secrets, log, process)
     finally:
         process.terminate()
         process.wait(10)

@@ -361,6 +361,14 @@ def test_mosquitto_config_is_secured_and_fits_chunks(compose: dict[str, Any]) ->
     assert settings["persistence_location"].rstrip("/") in mounts
 
 
+def test_mosquitto_saves_after_every_change() -> None:
+    """Not on a timer: a kill -9 then loses at most the last PUBACK's image per connection."""
+    settings = dict(mosquitto_settings(DEPLOY / "mosquitto" / "mosquitto.conf"))
+    assert settings["persistence"] == "true"
+    assert settings["autosave_on_changes"] == "true"
+    assert settings["autosave_interval"] == "1"  # a count of changes, with autosave_on_changes
+
+
 def listener_blocks(path: Path) -> list[list[tuple[str, str]]]:
     """Each listener's settings, the commented-out ones (the TLS block) included."""
     blocks: list[list[tuple[str, str]]] = []
