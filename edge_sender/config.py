@@ -134,5 +134,5 @@ class EdgeSettings(BaseSettings):
             raise ValueError("broker cert_file and key_file must be given together")
         return self
 
-    def topic(self, leaf: Literal["image", "chunk", "status"]) -> str:
+    def topic(self, leaf: Literal["image", "chunk", "status", "barrier"]) -> str:
         return f"{self.topic_prefix}/{self.device_id}/{leaf}"

@@ -6,6 +6,11 @@ oldest spooled entries, and it alone processes PUBACKs, which paho's thread only
 message id is always registered before its acknowledgement is looked at, and SQLite deletes
 never run on paho's network thread.
 
+An entry leaves the spool only once the broker has answered a publish made after the entry's
+PUBACK arrived, on the same connection (``edge_sender.proof``): mosquitto saves after it sends
+the PUBACK, so the PUBACK alone does not say the image would survive a kill -9 of the broker.
+Until then it still counts in the spool depth, and ``wait_drained`` waits for it.
+
 A PUBACK refusal that retrying can fix (quota exceeded, an unspecified error: see
 ``edge_sender.reasons``) takes the entry out of the window, leaves it in the spool and holds
 every publish back for a delay that doubles up to ``reconnect_max_s``, since what slows the
@@ -29,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_sender.config import EdgeSettings
 from edge_sender.encoding import encode_frame
+from edge_sender.proof import Proof
 from edge_sender.publisher import MqttPublisher, PublisherError
 from edge_sender.reasons import PERMANENT_PUBACK, is_failure, puback_is_permanent
 from edge_sender.sources import Frame
@@ -123,10 +129,12 @@ class Sender:
     def __init__(self, settings: EdgeSettings, spool: Spool) -> None:
         self.settings = settings
         self.spool = spool
-        self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        # (message id, reason code, publisher generation it arrived in)
+        self._acks: queue.SimpleQueue[tuple[int, int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight = InFlight()
+        self._proof = Proof()
         self._generation = 0
         self._backoff = Backoff(settings.broker.reconnect_min_s, settings.broker.reconnect_max_s)
         # Replaced whole (never mutated) by both threads; the lock keeps the newest snapshot.
@@ -251,7 +259,8 @@ class Sender:
     # -- the pump thread ---------------------------------------------------------------------
 
     def _queue_ack(self, mid: int, reason_code: int) -> None:
-        self._acks.put((mid, reason_code))
+        # Read on paho's thread, which bumps it: the connection this PUBACK came on.
+        self._acks.put((mid, reason_code, self.publisher.generation))
         self._wake.set()
 
     def _refresh_counters(self) -> None:
@@ -279,11 +288,9 @@ class Sender:
                     self.fatal = publisher.fatal
                 elif publisher.connected.is_set():
                     if publisher.generation != self._generation:
-                        # After a reconnect, re-send everything unacknowledged: paho's memory
-                        # queue may or may not still hold it; a duplicate keeps its image id.
-                        self._inflight.clear()
-                        self._generation = publisher.generation
+                        self._new_connection(publisher.generation)
                     self._fill_window()
+                    self._send_barrier()
             except PublisherError as error:
                 self.fatal = error
             if self.fatal is not None:
@@ -294,29 +301,44 @@ class Sender:
                 self.publisher.publish_status()
                 log.info("status", extra={"fields": self.status()})
 
+    def _new_connection(self, generation: int) -> None:
+        # Re-send everything not proven saved: paho's memory queue may or may not still hold
+        # it, and an acknowledged image the old connection never proved may be lost with the
+        # broker's unsaved state. A duplicate keeps its image id; the receiver drops it.
+        self._inflight.clear()
+        self._proof.clear()
+        self._generation = generation
+
     def _process_acks(self) -> None:
-        done: list[int] = []
-        while True:
-            try:
-                mid, code = self._acks.get_nowait()
-            except queue.Empty:
-                break
-            if is_failure(code):
-                seq = self._inflight.seq_of(mid)
+        proven: list[int] = []
+        try:
+            while True:
+                try:
+                    mid, code, generation = self._acks.get_nowait()
+                except queue.Empty:
+                    break
+                if generation != self._generation:
+                    if generation < self._generation:
+                        continue  # came on a connection that is gone; its state is cleared
+                    self._new_connection(generation)
+                proven.extend(self._proof.answered(mid))
+                if is_failure(code):
+                    seq = self._inflight.seq_of(mid)
+                    if seq is not None:
+                        self._refused(seq, code)
+                    continue
+                seq = self._inflight.ack(mid)
                 if seq is not None:
-                    self._refused(seq, code)
-                continue
-            seq = self._inflight.ack(mid)
-            if seq is not None:
-                done.append(seq)
-                self._backoff.delivered()
-        if done:
-            self.spool.ack(done)
-            self._refresh_counters()
-            log.info(
-                "published",
-                extra={"fields": {"images": len(done), "spool_depth": self.spool.depth()[0]}},
-            )
+                    self._proof.delivered(seq)
+                    self._backoff.delivered()
+        finally:
+            if proven:
+                self.spool.ack(proven)
+                self._refresh_counters()
+                log.info(
+                    "published",
+                    extra={"fields": {"images": len(proven), "spool_depth": self.spool.depth()[0]}},
+                )
 
     def _refused(self, seq: int, code: int) -> None:
         reason = _puback_reason(code)
@@ -350,16 +372,31 @@ class Sender:
     def _fill_window(self) -> None:
         if self._backoff.holding(time.monotonic()):
             return
-        room = self.settings.broker.max_inflight - self._inflight.messages
+        barrier = 0 if self._proof.barrier is None else 1
+        room = self.settings.broker.max_inflight - self._inflight.messages - barrier
         if room <= 0:
             return
-        for entry in self.spool.peek(room, exclude=list(self._inflight.waiting)):
+        exclude = [*self._inflight.waiting, *self._proof.acked]
+        for entry in self.spool.peek(room, exclude=exclude):
             messages = self._messages(entry)
             if self._inflight.messages and len(messages) > room:
                 return  # a big chunked image waits for the window to drain, then goes alone
-            mids = [self.publisher.publish(topic, body) for topic, body in messages]
+            mids = []
+            for topic, body in messages:
+                mid = self.publisher.publish(topic, body)
+                self._proof.published(mid)
+                mids.append(mid)
             self._inflight.add(entry.seq, mids)
             room -= len(messages)
+
+    def _send_barrier(self) -> None:
+        """Nothing in flight to prove the acknowledged entries saved: one empty publish will."""
+        if self._inflight.messages or not self._proof.needs_barrier:
+            return
+        if self._backoff.holding(time.monotonic()):
+            return  # the refusal's own answer proves what came before it
+        mid = self.publisher.publish(self.settings.topic("barrier"), b"")
+        self._proof.published(mid, barrier=True)
 
     def _messages(self, entry: SpoolEntry) -> list[tuple[str, bytes]]:
         limit = self.settings.broker.max_message_bytes

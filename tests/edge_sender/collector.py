@@ -40,6 +40,7 @@ class Collector:
         self.payloads: list[bytes] = []
         self.status: list[dict[str, Any]] = []
         self.chunk_messages = 0
+        self.barriers = 0
         self._reassembler = Reassembler()
         self._lock = threading.RLock()
         self._subscribed = threading.Event()
@@ -80,6 +81,8 @@ class Collector:
         with self._lock:
             if message.topic.endswith("/status"):
                 self.status.append(json.loads(message.payload))
+            elif message.topic.endswith("/barrier"):
+                self.barriers += 1  # the sender's proof that the broker saved what came before
             elif message.topic.endswith("/chunk"):
                 self.chunk_messages += 1
                 whole = self._reassembler.add(bytes(message.payload))
