@@ -37,10 +37,10 @@ import numpy as np
 from bench.receiver import connect, mosquitto, receiver
 from cloud_receiver.recovery import DEFAULT_MODEL_PATH
 from shared.chunking import ChunkHeader, pack_chunk, split_payload
-from shared.codec import Layout, Profile, encode
+from shared.codec import Layout, Profile, encode, wire
 
-#: Where the image id sits in a payload v1 header (after magic, version, kind, layout, coder).
-_IMAGE_ID = slice(8, 24)
+#: Where the image id sits in a payload header.
+_IMAGE_ID = slice(wire.OFFSET.image_id, wire.OFFSET.captured_at)
 
 
 def image_id_of(payload: bytes) -> uuid.UUID:

@@ -6,11 +6,12 @@
 
 Writes ``rd.csv`` (one row per image and DCTLink rate point), ``codecs.csv`` (one row per
 image, other codec and quality: bench.codecs), ``rd.md`` and ``rd.png``. Quality columns are
-named ``<metric>_<stage>`` after the receiver's stages (DESIGN.md section 5): ``received`` (the
-zero-filled reconstruction), ``classical`` and ``enhanced`` (cloud_receiver.recovery;
-``enhanced`` stays blank while no trained model is installed). A stage added to ``STAGES`` gets
-its columns everywhere; ``--baseline dncnn=out/export/dncnn.onnx`` adds one for another network
-run on the same classical reconstruction (the model card's DnCNN column).
+named ``<metric>_<stage>`` after the receiver's stages (docs/architecture.md section 5):
+``received`` (the zero-filled reconstruction), ``classical`` and ``enhanced``
+(cloud_receiver.recovery; ``enhanced`` stays blank while no trained model is installed). A
+stage added to ``STAGES`` gets its columns everywhere; ``--baseline
+dncnn=out/export/dncnn.onnx`` adds one for another network run on the same classical
+reconstruction (the model card's DnCNN column).
 
 ``rd.md`` opens with BD-rates against libjpeg-turbo (bench.bdrate, 0.3-2 bpp, PSNR and SSIM)
 for every DCTLink curve (the rate points sharing a name prefix, such as ``lowpass``) at every

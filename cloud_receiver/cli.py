@@ -83,7 +83,7 @@ def _serve(settings: ReceiverSettings) -> ExitCode:
 
 
 def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
-    from cloud_receiver.api.app import build_recovery  # noqa: PLC0415
+    from cloud_receiver.recovery import Recovery  # noqa: PLC0415
     from shared.codec import PayloadError, decode  # noqa: PLC0415
 
     try:
@@ -91,11 +91,9 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
     except PayloadError as error:
         print(f"{payload}: malformed payload: {error}", file=sys.stderr)
         return ExitCode.MALFORMED
-    stages = build_recovery(settings).run(decoded)
+    stages = Recovery.from_settings(settings.recovery).run(decoded)
     out.mkdir(parents=True, exist_ok=True)
-    pixels = {"received": stages.received, "classical": stages.classical}
-    if stages.enhanced is not None:
-        pixels["enhanced"] = stages.enhanced
+    pixels = stages.pixels()
     for stage, array in pixels.items():
         (out / f"{stage}.png").write_bytes(png_bytes(array))
     summary = {
@@ -114,13 +112,15 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
 
 
 def _reprocess(settings: ReceiverSettings, device: str | None) -> ExitCode:
-    from cloud_receiver.api.app import build_recovery  # noqa: PLC0415
+    from cloud_receiver.recovery import Recovery  # noqa: PLC0415
     from cloud_receiver.reprocess import reprocess  # noqa: PLC0415
     from cloud_receiver.store import open_store  # noqa: PLC0415
 
     store = open_store(settings.store)
     try:
-        report = reprocess(store, build_recovery(settings), settings.ingest.limits, device=device)
+        report = reprocess(
+            store, Recovery.from_settings(settings.recovery), settings.ingest.limits, device=device
+        )
     finally:
         store.close()
     print(json.dumps({"reprocessed": report.done, "failed": report.failed}))

@@ -1,4 +1,4 @@
-"""The receiver's one settings class (DESIGN.md section 6).
+"""The receiver's one settings class (docs/architecture.md section 6).
 
 Every option is an environment variable ``DCTLINK_RECEIVER__<SECTION>__<NAME>`` (for example
 ``DCTLINK_RECEIVER__BROKER__URL``) and a ``cloud-receiver serve`` flag; flags override the

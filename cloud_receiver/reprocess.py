@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cloud_receiver.ingest.pipeline import build_record
 from cloud_receiver.recovery import Recovery
 from cloud_receiver.store import ImageQuery, Store
-from shared.codec import DecodeLimits, PayloadError, decode
+from shared.codec import DecodeLimits, PayloadError, PayloadErrorKind, decode
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def reprocess(
             payload = store.payload(old.id)
             try:
                 if payload is None:
-                    raise PayloadError("the stored payload is missing")
+                    raise PayloadError(PayloadErrorKind.INVALID, "the stored payload is missing")
                 started = time.perf_counter()
                 decoded = decode(payload, limits=limits)
                 decode_s = time.perf_counter() - started

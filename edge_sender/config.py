@@ -1,4 +1,4 @@
-"""The sender's one settings class (DESIGN.md section 6).
+"""The sender's one settings class (docs/architecture.md section 6).
 
 Every option is an environment variable ``DCTLINK_EDGE__<SECTION>__<NAME>`` (for example
 ``DCTLINK_EDGE__BROKER__URL``) and a command-line flag; flags override the environment and

@@ -1,4 +1,4 @@
-"""The MQTT adapter: the only sender module that knows paho (DESIGN.md sections 4 and 8).
+"""The MQTT adapter: the only sender module that knows paho (docs/architecture.md sections 1 and 4).
 
 paho keeps unacknowledged messages in memory only, so this class does not try to be durable:
 it reports each PUBACK (with its reason code) to ``on_ack`` and the sender's spool decides
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -39,6 +40,15 @@ class PublisherError(RuntimeError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+def puback_reason(code: int) -> str:
+    """A PUBACK reason code in words, for logs and errors."""
+    # paho names only the codes MQTT 5 allows in a PUBACK; a log line must not fail on others.
+    try:
+        return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
+    except ValueError:
+        return f"reason code 0x{code:02X}"
 
 
 def _reason_text(code: ReasonCode | int) -> str:

@@ -25,21 +25,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_sender.config import EdgeSettings
 from edge_sender.encoding import encode_frame
 from edge_sender.proof import Proof
-from edge_sender.publisher import MqttPublisher, PublisherError
+from edge_sender.publisher import MqttPublisher, PublisherError, puback_reason
 from edge_sender.reasons import PERMANENT_PUBACK, is_failure, puback_is_permanent
 from edge_sender.sources import Frame
 from edge_sender.spool import Spool, SpoolEntry, SpoolError
 from shared.chunking import split_payload
+from shared.timestamps import from_micros, to_micros
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +114,6 @@ class Backoff:
         return now < self.until
 
 
-def _puback_reason(code: int) -> str:
-    # paho names only the codes MQTT 5 allows in a PUBACK; a log line must not fail on others.
-    try:
-        return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
-    except ValueError:
-        return f"reason code 0x{code:02X}"
-
-
 class Sender:
     def __init__(self, settings: EdgeSettings, spool: Spool) -> None:
         self.settings = settings
@@ -156,7 +145,7 @@ class Sender:
         """Encode and durably spool one frame; when this returns the image will be delivered."""
         encoded = encode_frame(frame, self.settings.encode, self.settings.device_id)
         image_id, payload = encoded.image_id, encoded.payload
-        captured_us = int(frame.captured_at.timestamp() * 1_000_000)
+        captured_us = to_micros(frame.captured_at)
         try:
             _, dropped = self.spool.put(
                 image_id,
@@ -227,7 +216,7 @@ class Sender:
         log.info("sender stopped", extra={"fields": self.status()})
 
     def status(self) -> dict[str, Any]:
-        """Operator figures for the retained status message and the logs (DESIGN.md 4).
+        """Operator figures for the retained status message and the logs (docs/architecture.md 4).
 
         Two savings, each named by what it compares with: ``payload_to_source_ratio`` is
         every published payload against the files or snapshots it came from (whatever
@@ -246,9 +235,7 @@ class Sender:
             "version": VERSION,
             "spool_depth": depth,
             "spool_bytes": depth_bytes,
-            "last_publish_at": (
-                datetime.fromtimestamp(last / 1e6, UTC).isoformat() if last else None
-            ),
+            "last_publish_at": (from_micros(last).isoformat() if last else None),
             **counters,
             "payload_to_source_ratio": round(payload / source, 4) if source else None,
             "payload_to_equal_quality_jpeg_ratio": (
@@ -341,7 +328,7 @@ class Sender:
                 )
 
     def _refused(self, seq: int, code: int) -> None:
-        reason = _puback_reason(code)
+        reason = puback_reason(code)
         if puback_is_permanent(code):
             raise PublisherError(self._permanent_refusal(reason, code), code)
         self._inflight.drop(seq)

@@ -39,7 +39,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "train"
 Pixels = npt.NDArray[np.uint8]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Options:
     arch: str
     data: str
@@ -289,23 +289,23 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         parser.error("--patch must be a multiple of 16 and at most --region")
     out = args.out or Path("out/train") / args.arch
     options = Options(
-        args.arch,
-        str(args.data),
-        str(out),
-        args.steps,
-        args.epoch_steps,
-        args.batch,
-        args.patch,
-        args.region,
-        args.region_patches,
-        args.lr,
-        args.epsilon,
-        args.seed,
-        args.holdout,
-        args.validation_size,
-        args.threads,
-        args.minutes,
-        args.stop_at,
+        arch=args.arch,
+        data=str(args.data),
+        out=str(out),
+        steps=args.steps,
+        epoch_steps=args.epoch_steps,
+        batch=args.batch,
+        patch=args.patch,
+        region=args.region,
+        region_patches=args.region_patches,
+        lr=args.lr,
+        epsilon=args.epsilon,
+        seed=args.seed,
+        holdout=args.holdout,
+        validation_size=args.validation_size,
+        threads=args.threads,
+        minutes=args.minutes,
+        stop_at=args.stop_at,
     )
     return options, args.resume
 

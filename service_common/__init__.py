@@ -1,6 +1,6 @@
 """Plumbing both services share: logging, settings flags, broker settings and the paho setup.
 
-``edge_sender`` and ``cloud_receiver`` never import each other (DESIGN.md section 1), and
+``edge_sender`` and ``cloud_receiver`` never import each other (docs/architecture.md section 1), and
 ``shared`` stays the network-free codec, so what both services need around the codec lives
 here. It depends only on what the edge install brings: pydantic, pydantic-settings, paho-mqtt.
 

@@ -36,13 +36,6 @@ from cloud_receiver.store import (
 log = logging.getLogger("cloud_receiver")
 
 
-def build_recovery(settings: ReceiverSettings) -> Recovery:
-    recovery = settings.recovery
-    return Recovery(
-        iterations=recovery.iterations, model_path=recovery.model_path, threads=recovery.threads
-    )
-
-
 def build_quarantine(settings: ReceiverSettings) -> Quarantine:
     """The quarantine on the store's backend: the bucket with s3, else ``data_dir``."""
     shelf: Shelf
@@ -79,7 +72,9 @@ def create_app(
         loop = asyncio.get_running_loop()
         own_store = store is None
         the_store = store if store is not None else open_store(settings.store)
-        the_recovery = recovery if recovery is not None else build_recovery(settings)
+        the_recovery = (
+            recovery if recovery is not None else Recovery.from_settings(settings.recovery)
+        )
         metrics = Metrics()
         hub = EventHub(settings.api.sse_queue, on_drop=metrics.events_dropped.inc)
 

@@ -1,4 +1,4 @@
-"""The MQTT adapter: the only receiver module that knows paho (DESIGN.md sections 4 and 8).
+"""The MQTT adapter: the only receiver module that knows paho (docs/architecture.md, 1 and 4).
 
 A persistent session so the broker queues images while we are away: a fixed client id and, with
 MQTT 5, clean start off and a session expiry > 0; with MQTT 3.1.1, clean session off (how long

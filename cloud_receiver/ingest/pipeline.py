@@ -30,7 +30,15 @@ from cloud_receiver.recovery import Budget, Recovery, Stages
 from cloud_receiver.recovery.budget import estimate, over_memory
 from cloud_receiver.store import STAGES, DeviceRecord, ImageRecord, Store
 from shared.chunking import ChunkError, Reassembler, unpack_chunk
-from shared.codec import DcMode, Decoded, PayloadError, decode, decode_header
+from shared.codec import (
+    DcMode,
+    Decoded,
+    PayloadError,
+    PayloadErrorKind,
+    decode,
+    decode_header,
+    wire,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +63,7 @@ def build_record(
     """Metadata and stage PNGs for one recovered image (pure; no I/O)."""
     reasons = {"enhanced": stages.enhanced_unavailable_reason or NETWORK_MISSING}
     reasons.update(stages.skipped)
-    pixels = {"received": stages.received}
-    if "classical" not in stages.skipped:
-        pixels["classical"] = stages.classical
-    if stages.enhanced is not None:
-        pixels["enhanced"] = stages.enhanced
+    pixels = stages.pixels()
     started = time.perf_counter()
     pngs = {stage: png_bytes(array) for stage, array in pixels.items()}
     best = pixels[next(s for s in reversed(STAGES) if s in pixels)]
@@ -179,7 +183,11 @@ class Pipeline:
             f"decoding {header.width}x{header.height}", cost.received_bytes, self._budget
         )
         if why is not None:
-            raise PayloadError(f"image exceeds the memory budget: {why}", 32)
+            raise PayloadError(
+                PayloadErrorKind.LIMIT,
+                f"image exceeds the memory budget: {why}",
+                wire.OFFSET.width,
+            )
 
     def _recover_and_store(
         self, decoded: Decoded, payload: bytes, received_at: datetime, decode_s: float

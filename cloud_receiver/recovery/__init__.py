@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from cloud_receiver.recovery.classical import Deadline, SmoothingParameters, rec
 from cloud_receiver.recovery.gate import Gate, load_gate, sidecar_path
 from cloud_receiver.recovery.network import ModelUnavailableError, NetworkStage, load_stage
 from shared.codec import DcMode, Decoded, ProfileKind
+
+if TYPE_CHECKING:
+    from cloud_receiver.config import RecoverySettings
 
 __all__ = ["DEFAULT_MODEL_PATH", "Budget", "Recovery", "Stages", "smoothing_for"]
 
@@ -53,6 +57,19 @@ class Stages:
     enhanced_note: str | None = None
     #: Stages the budget left out (``classical`` then holds the received image), and why.
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def pixels(self) -> dict[str, npt.NDArray[np.uint8]]:
+        """Each stage that has a picture of its own, by stage name, in pipeline order.
+
+        A stage the budget skipped, or a network that is not there, has none: what the store
+        keeps, the API serves and ``cloud-receiver decode`` writes.
+        """
+        pixels = {"received": self.received}
+        if "classical" not in self.skipped:
+            pixels["classical"] = self.classical
+        if self.enhanced is not None:
+            pixels["enhanced"] = self.enhanced
+        return pixels
 
 
 def smoothing_for(decoded: Decoded, iterations: int | None = None) -> SmoothingParameters | None:
@@ -106,6 +123,13 @@ class Recovery:
             self._network = network
         except ModelUnavailableError as error:
             self._unavailable = error.reason
+
+    @classmethod
+    def from_settings(cls, settings: RecoverySettings) -> Recovery:
+        """The recovery the receiver's settings describe (service, ``decode``, ``reprocess``)."""
+        return cls(
+            iterations=settings.iterations, model_path=settings.model_path, threads=settings.threads
+        )
 
     @property
     def network_available(self) -> bool:

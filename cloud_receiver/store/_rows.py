@@ -24,9 +24,8 @@ from cloud_receiver.store.base import (
     Page,
     decode_cursor,
     encode_cursor,
-    from_micros,
-    to_micros,
 )
+from shared.timestamps import from_micros, to_micros
 
 log = logging.getLogger(__name__)
 

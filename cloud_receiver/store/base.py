@@ -2,7 +2,7 @@
 
 The default backend keeps files under a folder and metadata in SQLite (``store/local.py``); an
 S3-compatible + PostgreSQL backend implements the same :class:`Store` and is chosen by the
-``store.backend`` setting, so nothing above this interface changes (DESIGN.md section 7).
+``store.backend`` setting, so nothing above this interface changes (docs/architecture.md section 7).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
 
 from cloud_receiver.errors import InvalidRequestError, ReceiverError
@@ -35,7 +35,7 @@ class StoreUnavailableError(ReceiverError):
     status = 503
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageRecord:
     """One stored image's metadata.
 
@@ -122,17 +122,6 @@ class Store(Protocol):
         """None when writes work, else what is wrong (for /readyz)."""
 
     def close(self) -> None: ...
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, sortable, and the same in every backend."""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
 
 
 def encode_cursor(captured_us: int, image_id: str) -> str:

@@ -48,9 +48,9 @@ from cloud_receiver.store.base import (
     ImageRecord,
     Page,
     StoreUnavailableError,
-    to_micros,
 )
 from cloud_receiver.store.sweep import Piece, orphans
+from shared.timestamps import to_micros
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -1,6 +1,6 @@
 """The scale-out store: bytes in an S3-compatible bucket, metadata in PostgreSQL.
 
-Several receivers may share one bucket and one database (DESIGN.md section 7). Layout::
+Several receivers may share one bucket and one database (docs/architecture.md section 7). Layout::
 
     images, devices                                    tables (created at start-up)
     <bucket>/<prefix>images/<id[:2]>/<id>/<gen>/payload.bin   the payload exactly as received
@@ -46,10 +46,10 @@ from cloud_receiver.store.base import (
     ImageRecord,
     Page,
     StoreUnavailableError,
-    to_micros,
 )
 from cloud_receiver.store.s3 import ObjectInfo, S3Objects
 from cloud_receiver.store.sweep import Piece, image_key, orphans
+from shared.timestamps import to_micros
 
 _SCHEMA_LOCK = 0x4443544C  # "DCTL": replicas starting together create the schema one at a time
 _SCHEMA = """

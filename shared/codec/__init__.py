@@ -9,7 +9,7 @@ Public API (stable; external tools call exactly this)::
 """
 
 from shared.codec.coefficients import CoefficientImage, Retention
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 from shared.codec.payload import Decoded, DecodeLimits, decode, decode_header, encode, truncate
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
 
@@ -20,6 +20,7 @@ __all__ = [
     "Decoded",
     "Layout",
     "PayloadError",
+    "PayloadErrorKind",
     "Profile",
     "ProfileKind",
     "Retention",

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from shared.codec.bitpack import BitReader, pack_fields
 from shared.codec.coefficients import Int32Array, Retention
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 from shared.codec.planes import (
     RANK_BITS,
     WORD,
@@ -329,7 +329,11 @@ def decode_bands(
     for band, (segment, where) in enumerate(zip(segments, offsets, strict=True)):
         length, pos = read_varint(segment, 0, where)
         if pos + length > len(segment):
-            raise PayloadError(f"band {band}'s token stream runs past its segment", where)
+            raise PayloadError(
+                PayloadErrorKind.TRUNCATED,
+                f"band {band}'s token stream runs past its segment",
+                where,
+            )
         active = layout.active(band) if band else slice(0, 0)
         actives.append(active)
         expected = sum(layout.dc_counts()) if band == 0 else _active_rows(active, layout)
@@ -347,12 +351,16 @@ def decode_bands(
     rank_starts, rank_bits = _band_starts(rank_widths, word_ends, bases)
     short = np.flatnonzero(rank_bits > data_bytes * 8)
     if short.size:
-        raise PayloadError("decision plane ranks are truncated", offsets[int(short[0])])
+        raise PayloadError(
+            PayloadErrorKind.INVALID, "decision plane ranks are truncated", offsets[int(short[0])]
+        )
     ranks = reader.read_at(rank_starts, rank_widths)
     bad = np.flatnonzero(~rank_in_range(all_counts, ranks))
     if bad.size:
         band = int(np.searchsorted(word_ends, int(bad[0]), side="right"))
-        raise PayloadError("decision plane ranks are out of range", offsets[band])
+        raise PayloadError(
+            PayloadErrorKind.INVALID, "decision plane ranks are out of range", offsets[band]
+        )
     bits = decode_words(all_counts, ranks)
     all_tokens, top_bits = planes_to_tokens(bits, sizes, offsets)
     token_ends = np.cumsum([s[0] if len(s) > 1 else 0 for s in sizes]).tolist()
@@ -366,6 +374,7 @@ def decode_bands(
     if wrong.size:
         band = int(wrong[0])
         raise PayloadError(
+            PayloadErrorKind.INVALID,
             f"band {band}'s segment holds {int(data_bytes[band])} bytes of bit fields, "
             f"its tokens need {int(needed[band])}",
             offsets[band],
@@ -400,6 +409,7 @@ def decode_bands(
         band = int(over[0])
         value = int(bands[band][_over_bound(bands[band])][0])
         raise PayloadError(
+            PayloadErrorKind.LIMIT,
             f"band {band} decodes to a coefficient of {value}, which exceeds the payload's "
             f"bound of +-{MAX_COEFFICIENT}",
             offsets[band],
@@ -428,9 +438,15 @@ def _inflate(
     try:
         out = decompressor.process(bytes(chunk), output_buffer_limit=limit)
     except brotli.error as exc:
-        raise PayloadError(f"band {band}'s token stream is corrupt ({exc})", where) from exc
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"band {band}'s token stream is corrupt ({exc})", where
+        ) from exc
     if len(out) >= limit or not decompressor.can_accept_more_data():
-        raise PayloadError(f"band {band}'s token stream is longer than its tokens allow", where)
+        raise PayloadError(
+            PayloadErrorKind.INVALID,
+            f"band {band}'s token stream is longer than its tokens allow",
+            where,
+        )
     return np.frombuffer(out, dtype=np.uint8)
 
 

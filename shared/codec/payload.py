@@ -22,7 +22,7 @@ from shared.codec.coefficients import (
     TableArray,
     plane_blocks,
 )
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 from shared.codec.frontend import (
     analyse,
     as_pixels,
@@ -33,6 +33,7 @@ from shared.codec.frontend import (
 from shared.codec.image_id import new_image_id
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
 from shared.codec.reference import reference_jpeg_bytes
+from shared.timestamps import from_micros, to_micros
 
 MAX_DIMENSION = 65535  # the header holds width and height as u16
 
@@ -59,7 +60,8 @@ class DecodeLimits:
         """Raise :class:`PayloadError` when the header claims more than these limits allow."""
         if payload_bytes > self.max_payload_bytes:
             raise PayloadError(
-                f"payload of {payload_bytes} bytes exceeds the limit of {self.max_payload_bytes}"
+                PayloadErrorKind.LIMIT,
+                f"payload of {payload_bytes} bytes exceeds the limit of {self.max_payload_bytes}",
             )
         pixels = header.width * header.height
         if (
@@ -68,19 +70,21 @@ class DecodeLimits:
             or pixels > self.max_pixels
         ):
             raise PayloadError(
+                PayloadErrorKind.LIMIT,
                 f"image {header.width}x{header.height} exceeds the decoder's limits "
                 f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)",
-                32,
+                wire.OFFSET.width,
             )
         if pixels > self.max_pixels_per_byte * payload_bytes:
             raise PayloadError(
+                PayloadErrorKind.LIMIT,
                 f"image {header.width}x{header.height} from a {payload_bytes}-byte payload"
                 f" exceeds the limit of {self.max_pixels_per_byte} pixels per payload byte",
-                32,
+                wire.OFFSET.width,
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Decoded:
     """A decoded payload: header fields and the quantised coefficients it carried.
 
@@ -136,8 +140,7 @@ def _captured_us(captured_at: datetime | None) -> int:
     moment = captured_at or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ValueError("captured_at must be timezone-aware")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return to_micros(moment)
 
 
 def encode_coefficients(
@@ -161,19 +164,19 @@ def encode_coefficients(
     segments = entropy.encode_bands(coefficients.channels, coefficients.retention)
     distinct = coefficients.tables[: 1 if coefficients.layout is Layout.GRAY else 2]
     header = wire.Header(
-        profile,
-        coefficients.layout,
-        entropy.CODER_ID,
-        image_id,
-        captured_at_us,
-        coefficients.width,
-        coefficients.height,
-        quality,
-        device_id,
-        coefficients.retention,
-        distinct,
-        explicit_tables,
-        reference_jpeg_bytes,
+        profile=profile,
+        layout=coefficients.layout,
+        coder=entropy.CODER_ID,
+        image_id=image_id,
+        captured_at_us=captured_at_us,
+        width=coefficients.width,
+        height=coefficients.height,
+        quality=quality,
+        device_id=device_id,
+        retention=coefficients.retention,
+        tables=distinct,
+        explicit_tables=explicit_tables,
+        reference_jpeg_bytes=reference_jpeg_bytes,
     )
     return wire.seal(wire.pack_header(header, [len(s) for s in segments]) + b"".join(segments))
 
@@ -235,12 +238,15 @@ def _split(data: memoryview, allow_partial: bool) -> tuple[wire.ParsedHeader, in
         available = len(data) - parsed.body_offset
         bands = int(np.searchsorted(np.cumsum(parsed.band_sizes), available, side="right"))
         if bands == 0:
-            raise PayloadError("cut stream holds no complete band", parsed.body_offset) from None
+            raise PayloadError(
+                PayloadErrorKind.INVALID, "cut stream holds no complete band", parsed.body_offset
+            ) from None
         return parsed, bands, False
     parsed = wire.unpack_header(data[: len(data) - wire.CRC_SIZE])
     body = len(data) - wire.CRC_SIZE - parsed.body_offset
     if sum(parsed.band_sizes) != body:
         raise PayloadError(
+            PayloadErrorKind.INVALID,
             f"band lengths add up to {sum(parsed.band_sizes)} bytes, the body has {body}",
             parsed.body_offset,
         )
@@ -262,12 +268,15 @@ def decode(
     data = memoryview(bytes(payload))
     if len(data) > limits.max_payload_bytes:
         raise PayloadError(
-            f"payload of {len(data)} bytes exceeds the limit of {limits.max_payload_bytes}"
+            PayloadErrorKind.LIMIT,
+            f"payload of {len(data)} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
     parsed, bands, complete = _split(data, allow_partial)
     header = parsed.header
     if header.coder != entropy.CODER_ID:
-        raise PayloadError(f"unknown entropy coder {header.coder}", 7)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"unknown entropy coder {header.coder}", wire.OFFSET.coder
+        )
     limits.check(header, len(data))
     retention = tuple(replace(k, keep=min(k.keep, bands)) for k in header.retention)
     offsets = [
@@ -281,27 +290,28 @@ def decode(
         plane_blocks(header.width, header.height, header.layout),
         retention,
     )
-    seconds, micros = divmod(header.captured_at_us, 1_000_000)
     try:
-        captured = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+        captured = from_micros(header.captured_at_us)
     except (OverflowError, ValueError, OSError) as exc:
-        raise PayloadError("capture time is out of range", 24) from exc
+        raise PayloadError(
+            PayloadErrorKind.INVALID, "capture time is out of range", wire.OFFSET.captured_at
+        ) from exc
     return Decoded(
-        header.image_id,
-        header.device_id,
-        captured,
-        header.width,
-        header.height,
-        header.profile,
-        header.layout,
-        header.quality or None,
-        tuple(channels),
-        header.channel_tables(),
-        retention,
-        len(data),
-        complete,
-        tuple(offsets),
-        header.reference_jpeg_bytes,
+        image_id=header.image_id,
+        device_id=header.device_id,
+        captured_at=captured,
+        width=header.width,
+        height=header.height,
+        profile=header.profile,
+        layout=header.layout,
+        quality=header.quality or None,
+        coefficients=tuple(channels),
+        tables=header.channel_tables(),
+        retention=retention,
+        payload_bytes=len(data),
+        complete=complete,
+        band_offsets=tuple(offsets),
+        reference_jpeg_bytes=header.reference_jpeg_bytes,
     )
 
 

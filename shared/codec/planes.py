@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 
 WORD = 64
 _HALF_WORD = 16
@@ -150,17 +150,21 @@ def plane_sizes(counts: npt.NDArray[np.uint8], size: int, max_token: int, where:
     ``counts`` must hold exactly the popcounts of those planes' words.
     """
     if counts.size and int(counts.max()) > WORD:
-        raise PayloadError("decision planes hold an impossible count", where)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, "decision planes hold an impossible count", where
+        )
     ones = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=ones[1:])
     sizes: list[int] = []
     used = 0
     while size:
         if len(sizes) > max_token:
-            raise PayloadError("a token exceeds the largest magnitude category", where)
+            raise PayloadError(
+                PayloadErrorKind.LIMIT, "a token exceeds the largest magnitude category", where
+            )
         end = used + -(-size // WORD)
         if end > counts.size:
-            raise PayloadError("decision planes are truncated", where)
+            raise PayloadError(PayloadErrorKind.INVALID, "decision planes are truncated", where)
         sizes.append(size)
         size = int(ones[end] - ones[used])
         used = end
@@ -168,7 +172,11 @@ def plane_sizes(counts: npt.NDArray[np.uint8], size: int, max_token: int, where:
     sizes.append(top_size)
     used += -(-top_size // WORD)
     if used != counts.size:
-        raise PayloadError(f"{counts.size - used} plane words are missing or left over", where)
+        raise PayloadError(
+            PayloadErrorKind.INVALID,
+            f"{counts.size - used} plane words are missing or left over",
+            where,
+        )
     return sizes
 
 
@@ -236,5 +244,7 @@ def _locate_padding_error(
             inside += int(np.count_nonzero(bits[start : start + n]))
             start += -(-n // WORD) * WORD
         if inside != int(np.count_nonzero(bits[begin:end])):
-            raise PayloadError("decision planes hold ones in their padding", where[run])
+            raise PayloadError(
+                PayloadErrorKind.INVALID, "decision planes hold ones in their padding", where[run]
+            )
     raise AssertionError("unreachable: padding holds ones but no run's does")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 
 _MAX_VARINT_BYTES = 5  # lengths are below 2**35, far past any payload limit
 
@@ -26,9 +26,11 @@ def read_varint(data: memoryview, pos: int, base: int = 0) -> tuple[int, int]:
     value = 0
     for i in range(_MAX_VARINT_BYTES):
         if pos + i >= len(data):
-            raise PayloadError("payload ends inside a length field", base + pos + i)
+            raise PayloadError(
+                PayloadErrorKind.TRUNCATED, "payload ends inside a length field", base + pos + i
+            )
         byte = data[pos + i]
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
             return value, pos + i + 1
-    raise PayloadError("length field is longer than 5 bytes", base + pos)
+    raise PayloadError(PayloadErrorKind.INVALID, "length field is longer than 5 bytes", base + pos)

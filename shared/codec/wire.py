@@ -48,23 +48,49 @@ import struct
 import uuid
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from shared.codec.coefficients import Retention, TableArray
-from shared.codec.errors import PayloadError
+from shared.codec.errors import PayloadError, PayloadErrorKind
 from shared.codec.profiles import DcMode, Layout, ProfileKind
 from shared.codec.quantisation import standard_tables
 from shared.codec.varint import read_varint, write_varint
 
 MAGIC = b"DCTL"
 VERSION = 1
-_FIXED = struct.Struct(">4sBBBB16sqHHBBB")
+
+
+class FixedOffsets(NamedTuple):
+    """Byte offset of each field of the fixed header (the first rows of the table above)."""
+
+    magic: int
+    version: int
+    profile: int
+    layout: int
+    coder: int
+    image_id: int
+    captured_at: int
+    width: int
+    height: int
+    quality: int
+    flags: int
+    device_len: int
+
+
+# The fixed header's struct codes, field by field: the one place its layout is written down.
+_FIXED_CODES = ("4s", "B", "B", "B", "B", "16s", "q", "H", "H", "B", "B", "B")
+_FIXED = struct.Struct(">" + "".join(_FIXED_CODES))
+OFFSET = FixedOffsets(
+    *(struct.calcsize(">" + "".join(_FIXED_CODES[:i])) for i in range(len(_FIXED_CODES)))
+)
+"""Where each fixed-header field starts, derived from ``_FIXED``; error offsets use these."""
 _CRC = struct.Struct(">I")
 _FLAG_REFERENCE = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Header:
     profile: ProfileKind
     layout: Layout
@@ -153,16 +179,23 @@ class ParsedHeader:
 
 def _need(data: memoryview, pos: int, count: int, what: str) -> None:
     if pos + count > len(data):
-        raise PayloadError(f"payload ends inside the {what}", pos)
+        raise PayloadError(PayloadErrorKind.TRUNCATED, f"payload ends inside the {what}", pos)
 
 
 def check_magic(data: memoryview) -> None:
     """Magic and version come first: a payload of another kind or version is named as such."""
     if bytes(data[:4]) != MAGIC[: len(data)] or len(data) < 4:
-        raise PayloadError("not a DCTLink payload (bad magic)", 0)
-    _need(data, 0, 5, "magic and version")
-    if data[4] != VERSION:
-        raise PayloadError(f"unsupported payload version {data[4]}; this build reads {VERSION}", 4)
+        raise PayloadError(
+            PayloadErrorKind.BAD_MAGIC, "not a DCTLink payload (bad magic)", OFFSET.magic
+        )
+    _need(data, 0, OFFSET.version + 1, "magic and version")
+    version = data[OFFSET.version]
+    if version != VERSION:
+        raise PayloadError(
+            PayloadErrorKind.BAD_VERSION,
+            f"unsupported payload version {version}; this build reads {VERSION}",
+            OFFSET.version,
+        )
 
 
 def unpack_header(data: memoryview) -> ParsedHeader:
@@ -186,22 +219,30 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     try:
         profile, layout = ProfileKind(kind), Layout(layout_id)
     except ValueError as exc:
-        raise PayloadError(f"unknown profile or layout ({exc})", 5) from exc
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"unknown profile or layout ({exc})", OFFSET.profile
+        ) from exc
     if width == 0 or height == 0:
-        raise PayloadError(f"image size {width}x{height} is empty", 32)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"image size {width}x{height} is empty", OFFSET.width
+        )
     if flags & ~(1 | _FLAG_REFERENCE):
-        raise PayloadError(f"unknown header flags {flags:#x}", 37)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"unknown header flags {flags:#x}", OFFSET.flags
+        )
     explicit = bool(flags & 1)
     if not (explicit and quality == 0) and not 1 <= quality <= 100:
-        raise PayloadError(f"quality {quality} is outside 1..100", 36)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"quality {quality} is outside 1..100", OFFSET.quality
+        )
     pos = _FIXED.size
     _need(data, pos, device_len, "device id")
     try:
         device_id = bytes(data[pos : pos + device_len]).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PayloadError("device id is not UTF-8", pos) from exc
+        raise PayloadError(PayloadErrorKind.INVALID, "device id is not UTF-8", pos) from exc
     if not device_id:
-        raise PayloadError("device id is empty", pos)
+        raise PayloadError(PayloadErrorKind.INVALID, "device id is empty", pos)
     pos += device_len
     retention = []
     for _ in range(layout.channels):
@@ -209,7 +250,7 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         keep, dc_mode, anchor = data[pos], data[pos + 1], data[pos + 2]
         fault = _retention_fault(keep, dc_mode, anchor)
         if fault is not None:
-            raise PayloadError(fault[0], pos + fault[1])
+            raise PayloadError(PayloadErrorKind.INVALID, fault[0], pos + fault[1])
         retention.append(Retention(keep, DcMode(dc_mode), anchor))
         pos += 3
     tables: tuple[TableArray, ...]
@@ -218,18 +259,24 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         count = data[pos]
         pos += 1
         if count not in (1, 2):
-            raise PayloadError(f"table count {count} is not 1 or 2", pos - 1)
+            raise PayloadError(
+                PayloadErrorKind.INVALID, f"table count {count} is not 1 or 2", pos - 1
+            )
         parsed = []
         for _ in range(count):
             _need(data, pos, 1, "table precision")
             wide = data[pos]
             if wide > 1:
-                raise PayloadError(f"table precision {wide} is not 0 or 1", pos)
+                raise PayloadError(
+                    PayloadErrorKind.INVALID, f"table precision {wide} is not 0 or 1", pos
+                )
             size = 128 if wide else 64
             _need(data, pos + 1, size, "quantisation table")
             table = np.frombuffer(data, ">u2" if wide else "u1", 64, pos + 1).astype(np.uint16)
             if table.min() == 0:
-                raise PayloadError("quantisation table holds a zero step", pos + 1)
+                raise PayloadError(
+                    PayloadErrorKind.INVALID, "quantisation table holds a zero step", pos + 1
+                )
             parsed.append(table.reshape(8, 8))
             pos += 1 + size
         tables = tuple(parsed)
@@ -242,25 +289,27 @@ def unpack_header(data: memoryview) -> ParsedHeader:
     bands = data[pos]
     pos += 1
     if not 1 <= bands <= max(k.keep for k in retention):
-        raise PayloadError(f"band count {bands} does not match the retention", pos - 1)
+        raise PayloadError(
+            PayloadErrorKind.INVALID, f"band count {bands} does not match the retention", pos - 1
+        )
     sizes = []
     for _ in range(bands):
         size, pos = read_varint(data, pos)
         sizes.append(size)
     header = Header(
-        profile,
-        layout,
-        coder,
-        uuid.UUID(bytes=bytes(image_id)),
-        captured,
-        width,
-        height,
-        quality,
-        device_id,
-        tuple(retention),
-        tables,
-        explicit,
-        reference,
+        profile=profile,
+        layout=layout,
+        coder=coder,
+        image_id=uuid.UUID(bytes=bytes(image_id)),
+        captured_at_us=captured,
+        width=width,
+        height=height,
+        quality=quality,
+        device_id=device_id,
+        retention=tuple(retention),
+        tables=tables,
+        explicit_tables=explicit,
+        reference_jpeg_bytes=reference,
     )
     return ParsedHeader(header, sizes, pos)
 
@@ -272,11 +321,13 @@ def seal(data: bytes) -> bytes:
 
 def check_crc(data: memoryview) -> None:
     if len(data) < _CRC.size:
-        raise PayloadError("payload is too short to hold a checksum", 0)
+        raise PayloadError(PayloadErrorKind.TRUNCATED, "payload is too short to hold a checksum", 0)
     (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[: len(data) - _CRC.size]) != stored:
         raise PayloadError(
-            "checksum mismatch: the payload is corrupted or truncated", len(data) - _CRC.size
+            PayloadErrorKind.CRC,
+            "checksum mismatch: the payload is corrupted or truncated",
+            len(data) - _CRC.size,
         )
 
 

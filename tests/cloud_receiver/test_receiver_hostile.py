@@ -39,8 +39,9 @@ from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.device_status import MAX_STATUS_BYTES, parse_status
 from cloud_receiver.ingest import Quarantine
 from cloud_receiver.store import DeviceRecord, LocalStore
-from cloud_receiver.store.base import encode_cursor, to_micros
+from cloud_receiver.store.base import encode_cursor
 from edge_sender.cli import main as edge_main
+from shared.timestamps import to_micros
 
 API = "/api/v1"
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

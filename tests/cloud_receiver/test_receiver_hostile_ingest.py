@@ -23,7 +23,7 @@ import pytest
 from conftest import Mosquitto, free_port
 from receiver_kit import Publisher, payload_for, unique, wait_until
 
-from bench.hostile import flat, noisy, sparse_anchors, with_image_id
+from bench.hostile import flat, image_id_of, noisy, sparse_anchors, with_image_id
 from shared.chunking import ChunkHeader, pack_chunk
 from shared.codec import Layout
 
@@ -135,7 +135,7 @@ def test_a_costly_payload_is_stored_with_the_stages_the_budget_allows(
 ) -> None:
     """A 2048x2048 paper payload with anchors every 255 blocks (before: 190 s at 4096x4096)."""
     attack = sparse_anchors("cam-a", 2048, 2048)
-    image_id = str(uuid.UUID(bytes=attack[8:24]))
+    image_id = str(image_id_of(attack))
     publisher = Publisher(mosquitto)
     started = time.monotonic()
     try:
@@ -158,7 +158,7 @@ def test_a_flood_from_one_device_delays_another_device_by_seconds_at_most(
     costly = flat("cam-a", 2592, 1944)
     flood = [with_image_id(costly, uuid.uuid4()) for _ in range(20)]
     good = payload_for("cam-b", size=(768, 512))
-    good_id = str(uuid.UUID(bytes=good[8:24]))
+    good_id = str(image_id_of(good))
     publisher = Publisher(mosquitto)
     try:
         publisher.publish(f"{serve.prefix}/cam-a/image", flood)
@@ -186,7 +186,7 @@ def test_chunk_claims_from_many_devices_hold_almost_no_memory(
             publisher.publish(f"{serve.prefix}/dev-{device}/chunk", [claim])
         probe = payload_for("cam-probe")  # everything before it has been handled
         publisher.publish(f"{serve.prefix}/cam-probe/image", [probe])
-        assert wait_until(lambda: serve.stored(str(uuid.UUID(bytes=probe[8:24]))))
+        assert wait_until(lambda: serve.stored(str(image_id_of(probe))))
     finally:
         publisher.close()
     assert serve.rss_mb() - before < 100
@@ -210,7 +210,7 @@ def test_a_payload_that_killed_the_receiver_twice_is_quarantined_not_retried(
             lambda: served.metric("dctlink_malformed_payloads_total", reason="failed_twice") == 1
         )
         assert not list(inbox.glob("*.msg"))
-        assert not served.stored(str(uuid.UUID(bytes=payload[8:24])))
+        assert not served.stored(str(image_id_of(payload)))
     finally:
         served.process.terminate()
         served.process.wait(timeout=30)

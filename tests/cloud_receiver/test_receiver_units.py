@@ -17,8 +17,9 @@ from cloud_receiver.errors import InvalidRequestError
 from cloud_receiver.imaging import negotiate, png_bytes
 from cloud_receiver.ingest.messages import Route, parse_topic, reason_class
 from cloud_receiver.store import DeviceRecord, ImageQuery, ImageRecord, LocalStore
-from cloud_receiver.store.base import decode_cursor, encode_cursor, from_micros, to_micros
-from shared.codec import PayloadError
+from cloud_receiver.store.base import decode_cursor, encode_cursor
+from shared.codec import PayloadError, PayloadErrorKind
+from shared.timestamps import from_micros, to_micros
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -40,18 +41,20 @@ def test_topics_name_device_and_kind(topic: str, route: Route | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "label"),
+    ("kind", "reason", "label"),
     [
-        ("not a DCTLink payload (bad magic)", "not_dctlink"),
-        ("unsupported payload version 9; this build reads 1", "version"),
-        ("checksum mismatch: the payload is corrupted or truncated", "checksum"),
-        ("payload of 99 bytes exceeds the limit of 10", "limit"),
-        ("payload ends inside the header", "truncated"),
-        ("quality 0 is outside 1..100", "invalid"),
+        (PayloadErrorKind.BAD_MAGIC, "not a DCTLink payload (bad magic)", "not_dctlink"),
+        (PayloadErrorKind.BAD_VERSION, "unsupported payload version 9", "version"),
+        (PayloadErrorKind.CRC, "checksum mismatch: the payload is corrupted", "checksum"),
+        (PayloadErrorKind.LIMIT, "payload of 99 bytes exceeds the limit of 10", "limit"),
+        (PayloadErrorKind.TRUNCATED, "payload ends inside the header", "truncated"),
+        (PayloadErrorKind.INVALID, "quality 0 is outside 1..100", "invalid"),
     ],
 )
-def test_rejections_fall_into_few_reason_classes(reason: str, label: str) -> None:
-    assert reason_class(PayloadError(reason)) == label
+def test_rejections_fall_into_few_reason_classes(
+    kind: PayloadErrorKind, reason: str, label: str
+) -> None:
+    assert reason_class(PayloadError(kind, reason)) == label
 
 
 @pytest.mark.parametrize(
