@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,35 +27,11 @@ from edge_sender.config import BrokerSettings, EdgeSettings, SpoolSettings
 from edge_sender.sender import Sender
 from edge_sender.sources import frame_from_path
 from edge_sender.spool import Spool
+from harness import Mosquitto
 from shared.codec import Profile, encode
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SIZES = ((768, 512), (1920, 1080))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    config = workdir / "mosquitto.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    config.write_text("\n".join(lines) + "\n")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    broker = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return broker, port
-        except OSError:
-            time.sleep(0.02)
-    broker.terminate()
-    raise RuntimeError("mosquitto did not start")
 
 
 def _inputs(folder: Path, size: tuple[int, int], count: int) -> list[Path]:
@@ -153,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        broker, port = _start_broker(workdir)
+        broker = Mosquitto(workdir)
+        broker.start()
+        port = broker.port
         try:
             print(
                 "| size | img/s | CPU s/img sender | CPU s/img encode | CPU s/img decode+encode"
@@ -173,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f" {idle:.0f} | {peak:.0f} |"
                 )
         finally:
-            broker.terminate()
-            broker.wait(10)
+            broker.stop()
     return 0
 
 

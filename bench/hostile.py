@@ -34,8 +34,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.receiver import connect, mosquitto, receiver
+from bench.receiver import connect, receiver
 from cloud_receiver.recovery import DEFAULT_MODEL_PATH
+from harness import Mosquitto
 from shared.chunking import ChunkHeader, pack_chunk, split_payload
 from shared.codec import Layout, Profile, encode, wire
 
@@ -251,10 +252,10 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
             with (
-                mosquitto(work) as broker,
-                receiver(work, broker, model=DEFAULT_MODEL_PATH) as base,
+                Mosquitto(work) as mosquitto,
+                receiver(work, mosquitto.url, model=DEFAULT_MODEL_PATH) as base,
             ):
-                target = Target(base, broker)
+                target = Target(base, mosquitto.url)
                 try:
                     pid = _receiver_pid(base)
                     idle = _peak_mb(pid)

@@ -21,7 +21,6 @@ in time (the run, plus at most two minutes of draining).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -39,11 +38,12 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from bench.receiver import MOSQUITTO, free_port, receiver_command, wait_until
+from bench.receiver import http_ok, image_events, receiver_command
 from edge_sender.config import EdgeSettings
 from edge_sender.sender import Sender
 from edge_sender.sources.base import Frame
 from edge_sender.spool import Spool
+from harness import Mosquitto, free_port, wait_ready
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 #: Images captured this long after a restart began count as "during the restarts".
@@ -57,40 +57,6 @@ class Outcome:
     stored: int
     lost: int
     doubled: int
-
-
-class Broker:
-    """mosquitto on a fixed port with persistence, so a restart keeps the sessions."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        lines = [
-            "allow_anonymous true",
-            "persistence true",
-            f"persistence_location {workdir}/",
-            "max_queued_messages 100000",
-            f"log_dest file {workdir / 'mosquitto.log'}",
-            f"listener {self.port} 127.0.0.1",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        self.config = workdir / "mosquitto.conf"
-        self.config.write_text("\n".join(lines) + "\n")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: _tcp_open(self.port), "mosquitto", 10, self.process)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # mosquitto saves its persistence file on SIGTERM
-            self.process.wait(30)
 
 
 class Receiver:
@@ -118,7 +84,7 @@ class Receiver:
             self.process = subprocess.Popen(
                 receiver_command(), env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_until(lambda: _http_ok(f"{self.base}/readyz"), "the receiver", 60, self.process)
+        wait_ready(lambda: http_ok(f"{self.base}/readyz"), "the receiver", 60, self.process)
 
     def sample(self) -> None:
         """Record this process's figures; call often, since a kill -9 takes them along."""
@@ -182,19 +148,11 @@ class Events:
         with httpx.stream("GET", self._url, timeout=timeout) as response:
             response.raise_for_status()
             self.connected.set()
-            event, data = "message", []
             try:
-                for line in response.iter_lines():
+                for meta in image_events(response.iter_lines()):
                     if self._closing.is_set():
                         return
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].removeprefix(" "))
-                    elif not line:
-                        if event == "image" and data:
-                            self._record(json.loads("\n".join(data)))
-                        event, data = "message", []
+                    self._record(meta)
             except httpx.ReadTimeout:
                 return  # a quiet second: reconnect, which also notices a dead receiver
 
@@ -203,21 +161,6 @@ class Events:
         with self._lock:
             self.seen[image_id] += 1
             self.at.setdefault(image_id, time.time())
-
-
-def _tcp_open(port: int) -> bool:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _peak_mb(pid: int) -> float:
@@ -268,7 +211,8 @@ def run(devices: int, seconds: float, size: tuple[int, int]) -> Outcome:
     """The whole run; prints the figures and returns the counts."""
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        broker = Broker(workdir)
+        # Persistence on, so a restart keeps the sessions and what they queued.
+        broker = Mosquitto(workdir, persistence=True, extra=("max_queued_messages 100000",))
         broker.start()
         receiver = Receiver(workdir, broker.url)
         receiver.start()

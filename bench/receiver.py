@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,82 +39,35 @@ from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
 from bench.rd import default_data, images_in, load
+from harness import Mosquitto, free_port, stop_process, wait_ready
 from shared.codec import Profile, encode
 
 WIDTH, HEIGHT = 768, 512
 DEVICES = 4
 TARGET_RATE = 10.0  # images/s
 TARGET_P50_MS = 500.0
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(
-    ready: Callable[[], bool], what: str, timeout_s: float, process: subprocess.Popen[bytes]
-) -> None:
-    """Poll ``ready()`` (never a fixed sleep) until it is true, the process dies or time is up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} was not ready within {timeout_s:.0f} s")
-
-
-def _tcp_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextmanager
-def mosquitto(workdir: Path) -> Iterator[str]:
-    """A plain local broker (anonymous, no TLS); yields its URL."""
-    port = free_port()
-    lines = [
-        "allow_anonymous true",
-        "persistence false",
-        f"log_dest file {workdir / 'mosquitto.log'}",
-        f"listener {port} 127.0.0.1",
-    ]
-    if os.geteuid() == 0:
-        lines.append("user root")  # mosquitto drops root for "mosquitto", who cannot read tmp
-    config = workdir / "mosquitto.conf"
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen(
-        [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until(lambda: _tcp_open(port), "mosquitto", 10, process)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        _stop(process)
+def image_events(lines: Iterable[str]) -> Iterator[dict[str, object]]:
+    """The data of each ``event: image`` in the lines of a server-sent event stream."""
+    event, data = "message", []
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif not line:
+            if event == "image" and data:
+                yield json.loads("\n".join(data))
+            event, data = "message", []
 
 
 def receiver_command() -> list[str]:
@@ -157,14 +108,14 @@ def receiver(
     base = f"http://127.0.0.1:{port}"
     try:
         # /readyz: subscribed to the broker, so nothing published from now on is missed.
-        wait_until(lambda: _http_ok(f"{base}/readyz"), "the receiver", 60, process)
+        wait_ready(lambda: http_ok(f"{base}/readyz"), "the receiver", 60, process)
         yield base
     except RuntimeError as error:
         log.flush()
         tail = (workdir / "receiver.log").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{error}; its log ends:\n{tail}") from error
     finally:
-        _stop(process)
+        stop_process(process)
         log.close()
 
 
@@ -205,18 +156,10 @@ class Arrivals:
         with self._client.stream("GET", self._url) as response:
             response.raise_for_status()
             self.connected.set()
-            event, data = "message", []
-            for line in response.iter_lines():
+            for meta in image_events(response.iter_lines()):
                 if self._closing.is_set():
                     return
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
-                elif not line:
-                    if event == "image" and data:
-                        self._record(json.loads("\n".join(data)))
-                    event, data = "message", []
+                self._record(meta)
 
     def _record(self, meta: dict[str, object]) -> None:
         now = time.perf_counter()
@@ -338,13 +281,13 @@ def run(
         workdir = Path(tmp)
         messages = prepare(images, warmup + count, "dctlink")
         with (
-            mosquitto(workdir) as broker_url,
+            Mosquitto(workdir) as broker,
             receiver(
-                workdir, broker_url, workers=workers, iterations=iterations, model=model
+                workdir, broker.url, workers=workers, iterations=iterations, model=model
             ) as base,
             Arrivals(base) as arrivals,
         ):
-            client = connect(broker_url)
+            client = connect(broker.url)
             try:
                 # Warm-up images (first decode, lazy imports) are not counted.
                 publish(client, messages[:warmup], rate)

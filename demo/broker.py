@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import pwd
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from demo.processes import Child, DemoError
+from harness import find_mosquitto, mosquitto_config
 
 #: ``--broker``: auto picks mosquitto when installed, else the embedded broker.
 BrokerChoice = Literal["auto", "mosquitto", "embedded"]
@@ -62,38 +60,14 @@ class Broker:
         }
 
 
-def find_mosquitto() -> Path | None:
-    """mosquitto on PATH, or where Debian puts it (/usr/sbin is not on a user's PATH)."""
-    found = shutil.which("mosquitto")
-    if found:
-        return Path(found)
-    for candidate in (Path("/usr/sbin/mosquitto"), Path("/usr/local/sbin/mosquitto")):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def embedded_available() -> bool:
     """Whether amqtt (the embedded broker) can be imported by this Python."""
     return importlib.util.find_spec("amqtt") is not None
 
 
-def mosquitto_config(port: int, workdir: Path) -> str:
-    """A loopback-only, anonymous broker with persistence in ``workdir`` (sessions survive)."""
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence true",
-        f"persistence_location {workdir}/",
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "log_type information",
-    ]
-    if sys.platform != "win32" and os.geteuid() == 0:
-        # Started as root, mosquitto switches to the user "mosquitto", who cannot write here.
-        lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+def broker_config(port: int, workdir: Path) -> str:
+    """The demo's mosquitto: loopback, anonymous, persistence in ``workdir`` (sessions survive)."""
+    lines = mosquitto_config(port, workdir, persistence=True, extra=("log_type information",))
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +92,7 @@ def start_mosquitto(port: int, workdir: Path, log_file: Path) -> Child:
         raise DemoError(MOSQUITTO_MISSING)
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "mosquitto.conf"
-    config.write_text(mosquitto_config(port, workdir))
+    config.write_text(broker_config(port, workdir))
     return Child("broker (mosquitto)", [str(binary), "-c", str(config)], log_file)
 
 

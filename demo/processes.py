@@ -18,16 +18,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness import free_port
+
 
 class DemoError(Exception):
     """Something the demo needs failed; the message says what and where to look."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS just handed out (the child binds it right after: a tiny race we accept)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def pick_port(preferred: int, host: str = "127.0.0.1", tries: int = 50) -> int:

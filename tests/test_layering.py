@@ -25,8 +25,10 @@ FORBIDDEN = {
         "sqlite3",
         "boto3",
         "psycopg",
+        "harness",
     },
     "service_common": {
+        "harness",
         "edge_sender",
         "cloud_receiver",
         "models",
@@ -35,6 +37,7 @@ FORBIDDEN = {
         "torch",
     },
     "edge_sender": {
+        "harness",
         "cloud_receiver",
         "models",
         "fastapi",
@@ -43,7 +46,9 @@ FORBIDDEN = {
         "scipy",
         "uvicorn",
     },
-    "cloud_receiver": {"edge_sender", "models", "torch"},
+    "cloud_receiver": {"edge_sender", "models", "torch", "harness"},
+    # Test and benchmark plumbing: the standard library only, so every consumer may import it.
+    "harness": {"shared", "service_common", "edge_sender", "cloud_receiver", "models", "bench"},
 }
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,12 +11,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import paho.mqtt.client as mqtt
-from conftest import Mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.store.base import ImageRecord
+from harness import Mosquitto
 from shared.codec import Profile, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -65,15 +63,6 @@ def payload_for(
     **kwargs: Any,
 ) -> bytes:
     return encode(sample_pixels(index, size), profile, device_id=device, **kwargs)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 class Publisher:

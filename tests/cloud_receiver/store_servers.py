@@ -29,10 +29,10 @@ import boto3
 import psycopg
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from conftest import free_port
 from receiver_kit import unique
 
 from cloud_receiver.config import StoreSettings
+from harness import free_port
 
 
 def postgres_bin() -> Path | None:

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Mosquitto, free_port
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -30,6 +29,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from edge_sender.cli import main as edge_sender
+from harness import Mosquitto, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

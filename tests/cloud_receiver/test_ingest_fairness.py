@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from receiver_kit import payload_for, receiver_settings, wait_until
+from receiver_kit import payload_for, receiver_settings
 
 from cloud_receiver.api import create_app
 from cloud_receiver.ingest.fairness import DeviceLimiter, FairQueue, QueueClosedError
 from cloud_receiver.ingest.inbox import Inbox, InboxFullError
 from cloud_receiver.recovery.budget import Budget, estimate
+from harness import wait_until
 from shared.chunking import ChunkHeader, pack_chunk
 from shared.codec import Layout
 

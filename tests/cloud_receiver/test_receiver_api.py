@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Mosquitto
 from fastapi.testclient import TestClient
 from PIL import Image
-from receiver_kit import payload_for, receiver_settings, unique, wait_until
+from receiver_kit import payload_for, receiver_settings, unique
 
 from cloud_receiver.api import create_app
 from cloud_receiver.imaging import equivalent_jpeg_bytes
+from harness import Mosquitto, wait_until
 from shared.codec import Profile, decode
 
 API = "/api/v1"

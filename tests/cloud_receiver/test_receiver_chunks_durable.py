@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Mosquitto, free_port
-from receiver_kit import Publisher, payload_for, unique, wait_until
+from receiver_kit import Publisher, payload_for, unique
 
+from harness import Mosquitto, free_port, wait_until
 from shared.chunking import split_payload
 from shared.codec import decode
 

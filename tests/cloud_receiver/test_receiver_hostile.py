@@ -19,7 +19,6 @@ from urllib.parse import quote
 import hypothesis
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Mosquitto
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +30,6 @@ from receiver_kit import (
     receiver_settings,
     sample_pixels,
     unique,
-    wait_until,
 )
 
 from cloud_receiver.api import create_app
@@ -41,6 +39,7 @@ from cloud_receiver.ingest import Quarantine
 from cloud_receiver.store import DeviceRecord, LocalStore
 from cloud_receiver.store.base import encode_cursor
 from edge_sender.cli import main as edge_main
+from harness import Mosquitto, wait_until
 from shared.timestamps import to_micros
 
 API = "/api/v1"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Mosquitto, free_port
-from receiver_kit import Publisher, payload_for, unique, wait_until
+from receiver_kit import Publisher, payload_for, unique
 
 from bench.hostile import flat, image_id_of, noisy, sparse_anchors, with_image_id
+from harness import Mosquitto, free_port, wait_until
 from shared.chunking import ChunkHeader, pack_chunk
 from shared.codec import Layout
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import Mosquitto, MosquittoFactory
+from conftest import MosquittoFactory
 from fastapi.testclient import TestClient
 from PIL import Image
 from receiver_kit import (
@@ -19,13 +19,13 @@ from receiver_kit import (
     receiver_settings,
     sample_pixels,
     unique,
-    wait_until,
 )
 
 from cloud_receiver.api import create_app
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.recovery import Recovery
 from edge_sender.cli import main as edge_main
+from harness import Mosquitto, wait_until
 from shared.chunking import split_payload
 from shared.codec import Profile, decode, encode
 from shared.metrics import psnr

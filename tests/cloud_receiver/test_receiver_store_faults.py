@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Mosquitto
 from fastapi.testclient import TestClient
-from receiver_kit import Publisher, payload_for, receiver_settings, unique, wait_until
+from receiver_kit import Publisher, payload_for, receiver_settings, unique
 
 from cloud_receiver.api import create_app
 from cloud_receiver.store import LocalStore, StoreUnavailableError
 from cloud_receiver.store.local import STAGING_GRACE_S
+from harness import Mosquitto, wait_until
 from shared.codec import decode
 
 API = "/api/v1"

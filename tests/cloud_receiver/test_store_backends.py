@@ -319,7 +319,7 @@ def test_s3_settings_need_a_bucket_and_a_database() -> None:
 def test_unreachable_database_fails_at_open_with_a_clear_error(
     s3_server: SeaweedS3, tmp_path: Path
 ) -> None:
-    from conftest import free_port  # noqa: PLC0415
+    from harness import free_port  # noqa: PLC0415
 
     settings = StoreSettings(
         backend="s3",

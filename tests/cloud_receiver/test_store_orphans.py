@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from receiver_kit import make_record, receiver_settings, unique, wait_until
+from receiver_kit import make_record, receiver_settings, unique
 from store_servers import Postgres, SeaweedS3, s3_settings
 
 from cloud_receiver.api import create_app
@@ -23,6 +23,7 @@ from cloud_receiver.config import StoreSettings
 from cloud_receiver.ingest.quarantine import BucketShelf, Quarantine
 from cloud_receiver.store import Store, SweepsOrphans, open_objects, open_store
 from cloud_receiver.store.sweep import Piece, image_key, orphans
+from harness import wait_until
 
 pytest_plugins = ["store_fixtures"]
 

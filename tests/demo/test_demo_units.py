@@ -78,7 +78,7 @@ def test_codec_round_trip_compares_auto_with_the_jpeg_of_equal_quality(
 
 
 def test_mosquitto_config_listens_on_loopback_with_persistence(tmp_path: Path) -> None:
-    lines = broker.mosquitto_config(1884, tmp_path).splitlines()
+    lines = broker.broker_config(1884, tmp_path).splitlines()
     assert "listener 1884 127.0.0.1" in lines
     assert "persistence true" in lines
     assert f"persistence_location {tmp_path}/" in lines

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from harness import free_port, tcp_open, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -33,25 +33,6 @@ DEVICE = "edge-demo"  # the compose demo device
 def acl_users() -> list[str]:
     """The users the shipped ACL names in ``user`` lines, in file order."""
     return [line.split()[1] for line in ACL.read_text().splitlines() if line.startswith("user ")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # poll a TCP connect, never a fixed sleep
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
 
 
 class Broker:
@@ -105,7 +86,7 @@ def deploy_broker(work: Path, config: Path = CONFIG, port: int | None = None) ->
     config.write_text("\n".join(lines) + "\n")
     process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, process, 10)
+        wait_ready(lambda: tcp_open(port), "mosquitto", 10, process)
     except RuntimeError as error:
         process.kill()
         _, err = process.communicate()
@@ -181,12 +162,3 @@ class Client:
     def close(self) -> None:
         self.paho.disconnect()
         self.paho.loop_stop()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()

@@ -19,18 +19,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
-from deploy_broker import (
-    DEPLOY,
-    ROOT,
-    Broker,
-    Client,
-    deploy_broker,
-    free_port,
-    wait_for_port,
-    wait_until,
-)
+from deploy_broker import DEPLOY, ROOT, Broker, Client, deploy_broker
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+
+from harness import free_port, tcp_open, wait_ready, wait_until
 
 COMPOSE = ROOT / "docker-compose.yml"
 BIN = Path(sys.executable).parent
@@ -167,7 +160,7 @@ def test_receiver_healthcheck_against_a_live_receiver(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, process, 60)
+        wait_ready(lambda: tcp_open(port), "cloud-receiver", 60, process)
         check = receiver_healthcheck()
         subprocess.run(check, env=env, check=True, timeout=10)
     finally:

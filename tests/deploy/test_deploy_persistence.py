@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from deploy_broker import CONFIG, DEVICE, ROOT, Broker, Client, deploy_broker, wait_until
+from deploy_broker import CONFIG, DEVICE, ROOT, Broker, Client, deploy_broker
 from pydantic import SecretStr
 
 from cloud_receiver.config import BrokerSettings
@@ -35,6 +35,7 @@ from edge_sender.config import EdgeSettings, SpoolSettings
 from edge_sender.sender import Sender
 from edge_sender.sources import frame_from_path
 from edge_sender.spool import Spool
+from harness import wait_until
 
 pytestmark = pytest.mark.integration
 

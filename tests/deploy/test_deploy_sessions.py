@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from deploy_broker import DEVICE, Broker, Client, acl_users, deploy_broker, wait_until
+from deploy_broker import DEVICE, Broker, Client, acl_users, deploy_broker
 
 from cloud_receiver.config import BrokerSettings
+from harness import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from collector import Collector
-from conftest import Mosquitto, MosquittoFactory, free_port
+from conftest import MosquittoFactory
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
@@ -24,6 +24,7 @@ from edge_sender.config import BrokerSettings, EdgeSettings, SpoolSettings
 from edge_sender.sender import Sender
 from edge_sender.sources import frame_from_path
 from edge_sender.spool import Spool
+from harness import Mosquitto, free_port
 from shared.codec import Profile, decode, encode
 
 pytestmark = pytest.mark.integration

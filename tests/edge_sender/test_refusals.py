@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
 from edge_sender.config import BrokerSettings, EdgeSettings, SpoolSettings
 from edge_sender.publisher import PublisherError
 from edge_sender.reasons import connack_is_permanent, is_failure, puback_is_permanent
 from edge_sender.sender import Backoff, Sender
 from edge_sender.spool import Spool
+from harness import free_port
 
 # Every PUBACK reason code of MQTT 5.0 (section 3.4.2.1), sorted by what retrying can change.
 TEMPORARY_PUBACK = [0x80, 0x83, 0x91, 0x97]

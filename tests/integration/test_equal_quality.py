@@ -7,35 +7,24 @@ process (``TestClient`` runs its lifespan); everything is then read back over RE
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Mosquitto
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from cloud_receiver.api import create_app
 from cloud_receiver.config import ReceiverSettings
 from edge_sender.cli import main as edge_sender
+from harness import Mosquitto, wait_until
 from shared.codec.reference import reference_jpeg_bytes
 
 pytestmark = pytest.mark.integration
 
 API = "/api/v1"
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.png"))[:2]
-
-
-def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_default_auto_images_are_compared_with_the_senders_jpeg_of_equal_quality(
@@ -51,7 +40,7 @@ def test_default_auto_images_are_compared_with_the_senders_jpeg_of_equal_quality
         }
     )
     with TestClient(create_app(settings)) as client:
-        assert _until(lambda: client.get("/readyz").status_code == 200)
+        assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout_s=30)
         # No profile or quality given: what a user who reads nothing gets.
         flags = ["--broker", mosquitto.url, "--topic-prefix", prefix, "--device-id", device]
         flags += ["--spool-path", str(tmp_path / "spool.sqlite3"), "--no-progress"]
@@ -63,7 +52,7 @@ def test_default_auto_images_are_compared_with_the_senders_jpeg_of_equal_quality
             ).json()["items"]
             return items
 
-        assert _until(lambda: len(listed()) == len(SAMPLES))
+        assert wait_until(lambda: len(listed()) == len(SAMPLES), timeout_s=30)
         expected = {}
         for path in SAMPLES:
             with Image.open(path) as image:
@@ -84,7 +73,7 @@ def test_default_auto_images_are_compared_with_the_senders_jpeg_of_equal_quality
                     return status
             return {}
 
-        assert _until(lambda: bool(sender_status()))
+        assert wait_until(lambda: bool(sender_status()), timeout_s=30)
         status = sender_status()
         assert status["equal_quality_jpeg_bytes_total"] == sum(expected)
         payload_bytes = sum(int(str(item["payload_bytes"])) for item in items)

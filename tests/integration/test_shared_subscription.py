@@ -13,19 +13,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Mosquitto
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_receiver.api import create_app
 from cloud_receiver.config import ReceiverSettings
+from harness import Mosquitto, wait_until
 from shared.codec import Profile, encode
 
 pytestmark = pytest.mark.integration
@@ -56,15 +56,6 @@ def _settings(
 def _payload(device: str, image_id: uuid.UUID, seed: int) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     return encode(pixels, Profile.lowpass(90, 15, 6), device_id=device, image_id=image_id)
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def _stored(client: TestClient, device: str) -> list[str]:
@@ -111,7 +102,9 @@ def test_two_replicas_in_one_group_store_each_image_exactly_once(
 
     with ExitStack() as stack:
         replicas = [stack.enter_context(TestClient(create_app(s))) for s in settings]
-        assert _wait(lambda: all(r.get("/readyz").status_code == 200 for r in replicas))
+        assert wait_until(
+            lambda: all(r.get("/readyz").status_code == 200 for r in replicas), timeout_s=30
+        )
 
         # Readiness is set when SUBSCRIBE is sent; probes prove both subscriptions are live
         # before the counted images go out (each probe reaches one member of the group).
@@ -131,7 +124,9 @@ def test_two_replicas_in_one_group_store_each_image_exactly_once(
         publisher.publish(f"{prefix}/{device}/image", payloads)
 
         expected = {str(image_id) for image_id in ids}
-        assert _wait(lambda: sum(len(_stored(r, device)) for r in replicas) >= IMAGES, 60)
+        assert wait_until(
+            lambda: sum(len(_stored(r, device)) for r in replicas) >= IMAGES, timeout_s=60
+        )
         time.sleep(0.5)  # a late duplicate would land now
         first, second = (_stored(r, device) for r in replicas)
 
