@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.receiver import connect, receiver
 from cloud_receiver.recovery import DEFAULT_MODEL_PATH
-from harness import Mosquitto
+from harness import Mosquitto, cpu_seconds, peak_rss_mb, rss_mb
 from shared.chunking import ChunkHeader, pack_chunk, split_payload
 from shared.codec import Layout, Profile, encode, wire
 
@@ -123,18 +123,6 @@ class Target:
         self.client.loop_stop()
 
 
-def _peak_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
-def _rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
 def _receiver_pid(base: str) -> int:
     port = base.rsplit(":", 1)[1]
     for status in Path("/proc").glob("[0-9]*/cmdline"):
@@ -202,12 +190,12 @@ def scenario_chunked(target: Target) -> str:
 
 def scenario_claims(target: Target) -> str:
     pid = _receiver_pid(target.base)
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
     for device in range(100):
         claim = pack_chunk(ChunkHeader(uuid.uuid4(), 0, 2, 16 * 2**20 - 1, 0), b"x" * 10)
         target.publish(f"dctlink/dev-{device}/chunk", [claim])
     delay = _then_good(target)
-    return f"RSS {before:.0f} -> {_rss_mb(pid):.0f} MB; good image after {delay:.2f} s"
+    return f"RSS {before:.0f} -> {rss_mb(pid):.0f} MB; good image after {delay:.2f} s"
 
 
 def scenario_post(target: Target) -> str:
@@ -258,14 +246,15 @@ def main(argv: list[str] | None = None) -> None:
                 target = Target(base, mosquitto.url)
                 try:
                     pid = _receiver_pid(base)
-                    idle = _peak_mb(pid)
+                    idle, cpu = peak_rss_mb(pid), cpu_seconds(pid)
                     outcome = SCENARIOS[name](target)
-                    peak = _peak_mb(pid)
+                    peak, cpu = peak_rss_mb(pid), cpu_seconds(pid) - cpu
                     refused = target.refusals()
                 finally:
                     target.close()
             print(
-                f"{name:<8} peak {peak:5.0f} MB (idle {idle:.0f})  refused {refused}  {outcome}",
+                f"{name:<8} peak {peak:5.0f} MB (idle {idle:.0f})  CPU {cpu:.1f} s"
+                f"  refused {refused}  {outcome}",
                 flush=True,
             )
 

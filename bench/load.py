@@ -43,7 +43,7 @@ from edge_sender.config import EdgeSettings
 from edge_sender.sender import Sender
 from edge_sender.sources.base import Frame
 from edge_sender.spool import Spool
-from harness import Mosquitto, free_port, wait_ready
+from harness import Mosquitto, cpu_seconds, free_port, peak_rss_mb, wait_ready
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 #: Images captured this long after a restart began count as "during the restarts".
@@ -91,7 +91,7 @@ class Receiver:
         if self.process is None or self.process.poll() is not None:
             return
         try:
-            self._latest = (_peak_mb(self.process.pid), _cpu_s(self.process.pid))
+            self._latest = (peak_rss_mb(self.process.pid), cpu_seconds(self.process.pid))
         except (OSError, ValueError):
             return  # exited between the check and the read
 
@@ -161,18 +161,6 @@ class Events:
         with self._lock:
             self.seen[image_id] += 1
             self.at.setdefault(image_id, time.time())
-
-
-def _peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError("no VmHWM")
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _frames(size: tuple[int, int]) -> list[Image.Image]:
