@@ -77,8 +77,8 @@ class EncodeSettings(Section):
 
     profile: Literal["auto", "lowpass", "paper", "adaptive", "lossless"] = Field(
         default="auto",
-        description="Retention profile: auto, lowpass, paper, adaptive or lossless (DESIGN.md"
-        " section 2); auto meets the quality in the fewest bytes",
+        description="Retention profile: auto, lowpass, paper, adaptive or lossless"
+        " (docs/architecture.md section 2); auto meets the quality in the fewest bytes",
     )
     quality: int = Field(
         default=75,

@@ -1,4 +1,4 @@
-"""Chunks: how a payload larger than ``max_message_bytes`` crosses MQTT (DESIGN.md section 4).
+"""Chunks: how a payload larger than ``max_message_bytes`` crosses MQTT (docs/architecture.md 4).
 
 Each chunk is one message on ``<prefix>/<device_id>/chunk``: a 32-byte header, then a slice
 of the payload. All integers are big-endian.
@@ -16,8 +16,8 @@ The receiver keys reassembly on (device id, image id), places each slice at its 
 duplicates and reordering are harmless) and has the whole payload when ``count`` distinct
 indices have arrived and their lengths add up to ``total``. The payload's own CRC-32 then checks
 the result. :class:`Reassembler` is that receiver side, bounded in time and memory
-(DESIGN.md section 4). This module is pure (bytes in, bytes out) so both the edge sender and
-the cloud receiver import it.
+(docs/architecture.md section 4). This module is pure (bytes in, bytes out) so both the edge
+sender and the cloud receiver import it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the sender retains: the four profiles of DESIGN.md section 2."""
+"""What the sender retains: the profiles of docs/architecture.md section 2."""
 
 from __future__ import annotations
 

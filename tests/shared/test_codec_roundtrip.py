@@ -63,7 +63,7 @@ def coded_layout(profile: Profile, pixels: npt.NDArray[np.uint8]) -> Layout:
 
 
 def expected_retention(profile: Profile, layout: Layout) -> tuple[Retention, ...]:
-    """DESIGN.md section 2, per channel."""
+    """docs/architecture.md section 2, per channel."""
     if profile.kind is ProfileKind.PAPER:
         return (Retention(64, DcMode.ANCHORS, profile.anchor_every),) * layout.channels
     luma, chroma = Retention(profile.luma_keep), Retention(profile.chroma_keep)
