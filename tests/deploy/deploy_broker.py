@@ -6,7 +6,6 @@ folder. Plus a small paho client helper for the tests that log in to it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import uuid
@@ -20,12 +19,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from harness import free_port, tcp_open, wait_ready
+from harness import find_mosquitto, free_port, tcp_open, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ACL = DEPLOY / "mosquitto" / "acl"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO = str(find_mosquitto() or "/usr/sbin/mosquitto")
 CONFIG = DEPLOY / "mosquitto" / "mosquitto.conf"
 DEVICE = "edge-demo"  # the compose demo device
 
