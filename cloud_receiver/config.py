@@ -228,8 +228,8 @@ class RecoverySettings(Section):
     )
     model_path: Path | None = Field(
         default=None,
-        description="ONNX residual network (default: models/dctlink-residual-v1.onnx of this"
-        " installation); when the file is absent only the classical stage runs",
+        description="ONNX residual network (default: the one shipped in the package,"
+        " dctlink-residual-v1); when the file is absent only the classical stage runs",
     )
     threads: int = Field(default=1, ge=1, le=64, description="ONNX Runtime intra-op threads")
 

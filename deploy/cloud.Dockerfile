@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The cloud receiver: docker build -f deploy/cloud.Dockerfile -t dctlink-receiver .
 # Wheels only (onnxruntime and scipy included), for linux/amd64 and linux/arm64 alike.
-# What is copied is listed in cloud.Dockerfile.dockerignore; models/ goes in as it is (the
-# receiver runs the classical stage only when models/dctlink-residual-v1.onnx is absent).
+# What is copied is listed in cloud.Dockerfile.dockerignore; the trained network travels inside
+# the cloud_receiver package (cloud_receiver/recovery/weights/).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,10 +16,11 @@ RUN groupadd --system --gid 10001 dctlink \
     && mkdir -p /var/lib/dctlink \
     && chown dctlink:dctlink /var/lib/dctlink
 
+# A normal (not editable) install: the trained model is package data, so
+# nothing is read from the source tree, which is removed again.
+COPY . /src
+RUN pip install --no-compile "/src[cloud]" && rm -rf /src
 WORKDIR /app
-COPY . .
-# Editable, so the default model path (models/ beside the package) is /app/models.
-RUN pip install --no-compile -e ".[cloud]"
 
 ENV DCTLINK_RECEIVER__STORE__DATA_DIR=/var/lib/dctlink \
     DCTLINK_RECEIVER__LOG_FORMAT=json

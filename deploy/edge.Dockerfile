@@ -16,10 +16,11 @@ RUN groupadd --system --gid 10001 dctlink \
     && mkdir -p /var/lib/dctlink \
     && chown dctlink:dctlink /var/lib/dctlink
 
+# A normal (not editable) install: the demo's sample images are package data, so
+# nothing is read from the source tree, which is removed again.
+COPY . /src
+RUN pip install --no-compile "/src[edge]" && rm -rf /src
 WORKDIR /app
-COPY . .
-# Editable, so the package finds samples/ beside it (edge-sender demo) as in a checkout.
-RUN pip install --no-compile -e ".[edge]"
 
 # The durable spool: a volume, so images not yet acknowledged survive a new container.
 ENV DCTLINK_EDGE__SPOOL__PATH=/var/lib/dctlink/spool.sqlite3 \

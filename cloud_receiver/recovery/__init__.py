@@ -7,7 +7,7 @@ is installed. Where the model's gate (:mod:`.gate`, a sidecar JSON next to the `
 the network makes a kind of payload worse, ``enhanced`` is the classical image and
 ``enhanced_note`` says why. The service calls :class:`Recovery` only::
 
-    recovery = Recovery(model_path=Path("models/dctlink-residual-v1.onnx"), threads=2)
+    recovery = Recovery(threads=2)  # the packaged model, or model_path=Path("my.onnx")
     stages = recovery.run(decode(payload))
     stages.classical, stages.enhanced, stages.timings_s, stages.model_version
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MODEL_PATH", "Budget", "Recovery", "Stages", "smoothing_for"]
 
-#: Where the trained network is installed (models/README.md).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "dctlink-residual-v1.onnx"
+#: The trained network, package data beside this module (``weights/``; ``models/`` links to it
+#: and holds its training code), so a checkout, a wheel and the Docker image resolve one file.
+DEFAULT_MODEL_PATH = Path(str(files(__name__) / "weights" / "dctlink-residual-v1.onnx"))
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 
 from edge_sender.sources.base import Frame, SourceError, frame_from_path
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+#: Package data (the repository's ``samples/`` links here), so ``edge-sender demo`` works from a
+#: wheel or the Docker image as well as from a checkout.
+SAMPLES = Path(str(files("edge_sender") / "samples"))
 
 
 def synthetic_source(

@@ -257,14 +257,13 @@ def local_imports(package: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("side", "package", "data"),
-    [("edge", "edge_sender", "samples"), ("cloud", "cloud_receiver", "models")],
+    ("side", "package"), [("edge", "edge_sender"), ("cloud", "cloud_receiver")]
 )
-def test_build_context_holds_every_local_package(side: str, package: str, data: str) -> None:
+def test_build_context_holds_every_local_package(side: str, package: str) -> None:
     """The allow-list of <name>.Dockerfile.dockerignore copies each package the service imports."""
     ignore = Path(f"{DOCKERFILES[side]}.dockerignore").read_text().splitlines()
     allowed = {line[1:].strip("/") for line in ignore if line.startswith("!")}
-    assert {"pyproject.toml", "README.md", package, data} <= allowed
+    assert {"pyproject.toml", "README.md", package} <= allowed
     needed = local_imports(ROOT / package) | {package}
     assert needed <= allowed, f"add {sorted(needed - allowed)} to {side}.Dockerfile.dockerignore"
     # ...and setuptools packages each of them (pyproject.toml's find include list).
@@ -274,6 +273,16 @@ def test_build_context_holds_every_local_package(side: str, package: str, data: 
     patterns = json.loads(include.group(1))
     for name in needed:
         assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} is not packaged"
+
+
+@pytest.mark.parametrize("side", ["edge", "cloud"])
+def test_images_install_the_project_normally(side: str) -> None:
+    """Not editable: the image must work from package data alone (tests/test_wheel_install.py)."""
+    installs = [
+        line for line in DOCKERFILES[side].read_text().splitlines() if "pip install" in line
+    ]
+    assert installs
+    assert not any(" -e " in line or "--editable" in line for line in installs)
 
 
 def test_root_dockerignore_keeps_environments_out() -> None:
