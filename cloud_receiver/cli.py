@@ -4,7 +4,7 @@ Exit codes (stable, for scripts):
 
     0  done
     1  unexpected error
-    2  bad command line or settings
+    2  bad command line or settings, or the file given to ``decode`` cannot be read
     3  the payload given to ``decode`` is malformed (the reason is printed)
     4  ``reprocess`` could not re-run some images (the others were updated)
 """
@@ -87,7 +87,12 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
     from shared.codec import PayloadError, decode  # noqa: PLC0415
 
     try:
-        decoded = decode(payload.read_bytes(), limits=settings.ingest.limits)
+        data = payload.read_bytes()
+    except OSError as error:  # missing, a folder, unreadable: the user's argument, not a bug
+        print(f"cloud-receiver: cannot read {payload}: {error.strerror}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        decoded = decode(data, limits=settings.ingest.limits)
     except PayloadError as error:
         print(f"{payload}: malformed payload: {error}", file=sys.stderr)
         return ExitCode.MALFORMED

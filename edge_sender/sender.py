@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from edge_sender.config import EdgeSettings
@@ -35,15 +34,13 @@ from edge_sender.publisher import MqttPublisher, PublisherError, puback_reason
 from edge_sender.reasons import PERMANENT_PUBACK, is_failure, puback_is_permanent
 from edge_sender.sources import Frame
 from edge_sender.spool import Spool, SpoolEntry, SpoolError
+from service_common.version import dctlink_version
 from shared.chunking import split_payload
 from shared.timestamps import from_micros, to_micros
 
 log = logging.getLogger(__name__)
 
-try:
-    VERSION = version("dctlink")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    VERSION = "0+unknown"
+VERSION = dctlink_version()
 
 
 @dataclass
@@ -129,6 +126,7 @@ class Sender:
         # Replaced whole (never mutated) by both threads; the lock keeps the newest snapshot.
         self._counters_lock = threading.Lock()
         self._counters = spool.counters()
+        self._counters_at_start = dict(self._counters)
         self._pump_thread = threading.Thread(target=self._pump, name="spool-pump", daemon=True)
         self.fatal: PublisherError | None = None
         self.failure: Exception | None = None  # the pump died of an unexpected error
@@ -139,7 +137,7 @@ class Sender:
     def start(self) -> None:
         self.publisher.start()
         self._pump_thread.start()
-        log.info("sender started", extra={"fields": self.status()})
+        log.info("sender started", extra={"fields": self._log_fields()})
 
     def accept(self, frame: Frame) -> uuid.UUID:
         """Encode and durably spool one frame; when this returns the image will be delivered."""
@@ -213,7 +211,24 @@ class Sender:
         if self._pump_thread.is_alive():
             self._pump_thread.join(5)
         self.publisher.close()
-        log.info("sender stopped", extra={"fields": self.status()})
+        log.info("sender stopped", extra={"fields": self._log_fields(stopping=True)})
+
+    def _log_fields(self, *, stopping: bool = False) -> dict[str, Any]:
+        """:meth:`status` for a log line: the spool's lifetime totals kept apart from this run's.
+
+        The counters live in the spool and outlast restarts, so a "started" line showing them
+        bare would read as if this run had already published.
+        """
+        status = self.status()
+        totals = [name for name in self._counters_at_start if name in status]
+        lifetime_keys = [*totals, "last_publish_at", *(k for k in status if k.endswith("_ratio"))]
+        fields = {k: v for k, v in status.items() if k not in lifetime_keys}
+        if stopping:
+            with self._counters_lock:
+                now = dict(self._counters)
+            fields["this_run"] = {n: now[n] - self._counters_at_start[n] for n in totals}
+        fields["spool_lifetime"] = {k: status[k] for k in lifetime_keys}
+        return fields
 
     def status(self) -> dict[str, Any]:
         """Operator figures for the retained status message and the logs (docs/architecture.md 4).

@@ -52,6 +52,10 @@ class BrokerSettings(Section):
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"broker URL must look like mqtt://host:1883, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError as error:  # out of 0-65535, or not a number
+            raise ValueError(f"broker URL has an invalid port ({error}), got {url!r}") from None
         return url
 
     @property

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from service_common.version import dctlink_version
+
 #: ``{(section, name): flag}``: short spellings for the flags people type most.
 Aliases = Mapping[tuple[str, str], str]
 
@@ -116,8 +118,34 @@ class SettingsCli(Generic[S]):
         try:
             return self.settings_from_args(args)
         except ValidationError as error:
-            print(f"{prog}: invalid settings:\n{error}", file=sys.stderr)
+            for line in self.explain(error):
+                print(f"{prog}: {line}", file=sys.stderr)
             return None
+
+    def explain(self, error: ValidationError) -> list[str]:
+        """One line per invalid setting, naming its flag and variable (never pydantic's URL).
+
+        The value is repeated so a typo is visible, except for secrets.
+        """
+        by_location = {(o.section, o.name): o for o in self.options()}
+        lines = []
+        for detail in error.errors(include_url=False):
+            location = tuple(str(part) for part in detail["loc"])
+            key = (location[0], location[1]) if len(location) >= 2 else (None, location[0])
+            option = by_location.get(key) or by_location.get((None, location[0]))
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            where = f"{option.flag} / {option.env}" if option else ".".join(location) or "settings"
+            value = detail.get("input")
+            secret = option is not None and "Secret" in repr(option.info.annotation)
+            shown = (
+                ""
+                if secret or isinstance(value, dict) or detail["type"] == "missing"
+                else (f" (got {value!r})")
+            )
+            if "got " in message:  # the validator already quoted the value
+                shown = ""
+            lines.append(f"invalid setting {where}: {message}{shown}")
+        return lines
 
 
 class CommandParser:
@@ -134,6 +162,9 @@ class CommandParser:
             description=f"{description} Every option can also be set by its environment variable.",
             epilog=doc.split("\n\n", 1)[1] if doc else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.parser.add_argument(
+            "--version", action="version", version=f"{prog} {dctlink_version()}"
         )
         self._commands = self.parser.add_subparsers(
             dest="command", required=True, metavar="COMMAND"
@@ -170,5 +201,7 @@ def _add_argument(group: argparse._ArgumentGroup, option: Option) -> None:
         kwargs["metavar"] = option.name.upper()
         if typing.get_origin(annotation) is Literal:
             kwargs["choices"] = [str(c) for c in typing.get_args(annotation)]
+            # argparse hides choices behind a metavar; the usage line should list them.
+            kwargs["metavar"] = "{" + ",".join(kwargs["choices"]) + "}"
     kwargs["help"] = f"{option.info.description} [env {env}; default {default_text(option.info)}]"
     group.add_argument(option.flag, **kwargs)

@@ -50,6 +50,16 @@ def test_decode_reports_a_malformed_payload(tmp_path: Path) -> None:
     assert main(["decode", str(payload), "--out", str(tmp_path / "o")]) == ExitCode.MALFORMED
 
 
+def test_decode_of_a_missing_file_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to log a traceback inside a JSON line and exit 1, as for a bug."""
+    missing = tmp_path / "missing.dctl"
+    assert main(["decode", str(missing), "--out", str(tmp_path / "o")]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err == f"cloud-receiver: cannot read {missing}: No such file or directory\n"
+
+
 def test_bad_settings_exit_with_usage(tmp_path: Path) -> None:
     assert main(["decode", str(tmp_path), "--out", str(tmp_path), "--broker", "http://x"]) == 2
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
 from edge_sender.cli import OPTIONS, build_parser, main
@@ -76,3 +79,17 @@ def test_help_documents_every_option_with_its_environment_variable(
 
 def test_invalid_flag_value_exits_with_usage_code() -> None:
     assert main(["send", "--encode-quality", "0"]) == 2
+
+
+def test_an_out_of_range_broker_port_is_a_usage_error_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It used to crash the connect thread with a traceback, then wait forever."""
+    image = tmp_path / "f.png"
+    Image.new("RGB", (16, 16)).save(image)
+    code = main(["send", str(image), "--broker", "mqtt://127.0.0.1:99999"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("edge-sender: invalid setting --broker / DCTLINK_EDGE__BROKER__URL:")
+    assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -292,6 +293,39 @@ def test_a_full_spool_drops_the_oldest_and_says_so(
             assert caplog.text.count("spool full, dropped oldest image") == 2
         finally:
             sender.close()
+
+
+def test_start_and_stop_logs_keep_lifetime_totals_apart_from_this_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool's counters outlast restarts; a new run must not look as if it had published."""
+    caplog.set_level(logging.INFO, logger="edge_sender")
+    settings = EdgeSettings(
+        device_id=_device(),
+        broker=BrokerSettings(url=f"mqtt://127.0.0.1:{free_port()}"),  # nobody listens
+        spool=SpoolSettings(path=tmp_path / "s.db", max_bytes=25_000),
+    )
+    frame = frame_from_path(SAMPLES / "kodim04-half.png")
+
+    def fields(message: str) -> dict[str, object]:
+        record = [r for r in caplog.records if r.getMessage() == message][-1]
+        logged: dict[str, object] = record.fields  # type: ignore[attr-defined]
+        return logged
+
+    for run, accepted in enumerate((4, 1)):
+        with Spool(settings.spool.path, settings.spool.max_bytes) as spool:
+            sender = Sender(settings, spool)
+            sender.start()
+            try:
+                for _ in range(accepted):
+                    sender.accept(frame)
+            finally:
+                sender.close()
+        started, stopped = fields("sender started"), fields("sender stopped")
+        assert "dropped_total" not in started
+        assert "this_run" not in started
+        assert started["spool_lifetime"]["dropped_total"] == 2 * run  # type: ignore[index]
+        assert stopped["this_run"]["dropped_total"] == (2 if run == 0 else 1)  # type: ignore[index]
 
 
 class _BrokenDiskSpool(Spool):

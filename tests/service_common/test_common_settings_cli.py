@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service_common.settings_cli import CommandParser, SettingsCli
+from service_common.version import dctlink_version
 
 
 class _Net(BaseModel):
@@ -64,7 +65,7 @@ def test_help_shows_description_env_and_default() -> None:
     assert "--level LEVEL Level [env DCTLINK_TEST__LEVEL; default 3]" in text
     assert "--url URL Where to connect [env DCTLINK_TEST__NET__URL; default mqtt://" in text
     assert "--net-tls, --no-net-tls Use TLS [env DCTLINK_TEST__NET__TLS; default False]" in text
-    assert "--net-mode MODE Mode [env DCTLINK_TEST__NET__MODE; default a]" in text
+    assert "--net-mode {a,b} Mode [env DCTLINK_TEST__NET__MODE; default a]" in text
     assert "[env DCTLINK_TEST__NET__RETRIES; default none]" in text
     assert (
         '--net-keys KEY Keys [env DCTLINK_TEST__NET__KEYS (JSON list, e.g. \'["k1","k2"]\');'
@@ -100,7 +101,31 @@ def test_flags_left_out_leave_no_trace_in_the_namespace() -> None:
 def test_invalid_settings_are_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["--level", "many"])
     assert CLI.load(args, "t") is None
-    assert capsys.readouterr().err.startswith("t: invalid settings:\n")
+    assert capsys.readouterr().err == (
+        "t: invalid setting --level / DCTLINK_TEST__LEVEL: Input should be a valid integer,"
+        " unable to parse string as an integer (got 'many')\n"
+    )
+
+
+def test_each_invalid_setting_gets_one_line_and_secrets_stay_hidden(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCTLINK_TEST__NET__KEYS", '["ok", 5]')
+    args = _parser().parse_args(["--level", "x", "--net-retries", "many"])
+    assert CLI.load(args, "t") is None
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[1] for line in lines] == [
+        " invalid setting --level / DCTLINK_TEST__LEVEL",
+        " invalid setting --net-keys / DCTLINK_TEST__NET__KEYS",
+        " invalid setting --net-retries / DCTLINK_TEST__NET__RETRIES",
+    ]
+    assert "pydantic.dev" not in "".join(lines)
+    assert "5" not in lines[1].split(":", 2)[2]
+
+
+def test_literal_choices_show_in_usage_and_help() -> None:
+    text = _parser().format_help()
+    assert "--net-mode {a,b}" in text
 
 
 def test_every_command_takes_every_flag_and_the_epilog_is_the_doc_tail(
@@ -120,3 +145,14 @@ def test_every_command_takes_every_flag_and_the_epilog_is_the_doc_tail(
     out = capsys.readouterr().out
     assert "Does things. Every option can also be set by its environment variable." in out
     assert out.rstrip().endswith("Exit codes: 0 fine")
+
+
+def test_version_names_the_program_and_the_installed_release(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli = CommandParser("t", "Does things.", None, CLI)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parser.parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"t {dctlink_version()}\n"
+    assert dctlink_version() != "0+unknown"  # the test environment installs the project
