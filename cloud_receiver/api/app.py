@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cloud_receiver.api.deps import Receiver
 from cloud_receiver.api.errors import install_error_handlers
-from cloud_receiver.api.routes import devices, events, gallery, health, images, payloads
+from cloud_receiver.api.routes import devices, docs, events, gallery, health, images, payloads
 from cloud_receiver.api.schemas import ImageOut
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.ingest import Event, EventHub, Ingest, Pipeline, Quarantine
@@ -125,9 +125,13 @@ def create_app(
         version="1",
         summary="Receives DCTLink payloads over MQTT or HTTP, recovers and serves the images.",
         lifespan=lifespan,
+        # /docs is served from the package (routes/docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     install_error_handlers(app)
-    for module in (images, payloads, devices, events, health, gallery):
+    for module in (images, payloads, devices, events, health, gallery, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC, check_dir=False), name="static")
     return app

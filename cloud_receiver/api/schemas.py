@@ -30,7 +30,15 @@ class ImageOut(BaseModel):
     width: int
     height: int
     profile: str
-    quality: int | None
+    quality: int | None = Field(
+        description="libjpeg quality of the payload's tables (for auto: the quality promised);"
+        " null for tables that promise none (a JPEG input's own tables, adaptive)"
+    )
+    tables_quality: int | None = Field(
+        default=None,
+        description="When quality is null: the libjpeg quality whose tables are nearest the"
+        " payload's own, what they amount to (null for images stored before it was recorded)",
+    )
     layout: str
     payload_bytes: int
     jpeg_bytes: int | None = Field(
@@ -75,6 +83,7 @@ class ImageOut(BaseModel):
             height=record.height,
             profile=record.profile,
             quality=record.quality,
+            tables_quality=record.tables_quality,
             layout=record.layout,
             payload_bytes=record.payload_bytes,
             jpeg_bytes=record.jpeg_bytes,

@@ -86,6 +86,7 @@ def build_record(
         timings_s=timings,
         model_version=stages.model_version,
         enhanced_note=stages.enhanced_note,
+        tables_quality=decoded.tables_quality if decoded.quality is None else None,
     )
     return record, pngs
 

@@ -46,6 +46,7 @@ COLUMNS = (
     "model_version",
     "jpeg_bytes_basis",
     "enhanced_note",
+    "tables_quality",
 )
 
 #: Fills ``jpeg_bytes_basis`` of rows stored before the column existed. Their ``jpeg_bytes``
@@ -76,6 +77,7 @@ def to_row(record: ImageRecord) -> tuple[Any, ...]:
         record.model_version,
         record.jpeg_bytes_basis,
         record.enhanced_note,
+        record.tables_quality,
     )
 
 
@@ -98,6 +100,7 @@ def from_row(row: tuple[Any, ...] | Any) -> ImageRecord:
         timings_s=json.loads(row[12]),
         model_version=row[13],
         enhanced_note=row[15],
+        tables_quality=row[16],
     )
 
 

@@ -44,6 +44,7 @@ class ImageRecord:
     ``jpeg_bytes_basis`` says which JPEG that is (:data:`JpegBasis`; None for an image stored
     without a JPEG size). ``enhanced_note`` says why the enhanced stage is the classical
     image (the model's gate kept the network off); None when the network ran or there is none.
+    ``tables_quality`` names custom tables by the nearest libjpeg quality.
     """
 
     id: str
@@ -62,6 +63,9 @@ class ImageRecord:
     timings_s: dict[str, float]
     model_version: str | None
     enhanced_note: str | None = None
+    #: For tables that promise no libjpeg quality (``quality`` None: a JPEG input's own tables,
+    #: adaptive), the libjpeg quality whose tables are nearest; None when ``quality`` is set.
+    tables_quality: int | None = None
 
     def best_stage(self) -> str:
         """The most recovered stage that is available."""

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS images (
     timings TEXT NOT NULL,
     model_version TEXT,
     jpeg_bytes_basis TEXT,
-    enhanced_note TEXT
+    enhanced_note TEXT,
+    tables_quality INTEGER
 );
 CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_by_device ON images (device_id, captured_us DESC, id DESC);
@@ -152,6 +153,8 @@ class LocalStore:
                 self._db.execute(BACKFILL_JPEG_BASIS)
             if "enhanced_note" not in present:  # NULL is right for older rows: no gate then
                 self._db.execute("ALTER TABLE images ADD COLUMN enhanced_note TEXT")
+            if "tables_quality" not in present:  # older rows: unknown, shown as own tables
+                self._db.execute("ALTER TABLE images ADD COLUMN tables_quality INTEGER")
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

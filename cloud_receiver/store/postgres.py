@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS images (
     model_version TEXT,
     generation TEXT NOT NULL,
     jpeg_bytes_basis TEXT,
-    enhanced_note TEXT
+    enhanced_note TEXT,
+    tables_quality INTEGER
 );
 CREATE INDEX IF NOT EXISTS images_by_capture ON images (captured_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_by_device ON images (device_id, captured_us DESC, id DESC);
@@ -317,6 +318,7 @@ def _migrate(db: psycopg.Connection[Any]) -> None:
         db.execute(BACKFILL_JPEG_BASIS)
     # NULL is right for older rows: no gate existed, so the network ran wherever it was loaded.
     db.execute("ALTER TABLE images ADD COLUMN IF NOT EXISTS enhanced_note TEXT")
+    db.execute("ALTER TABLE images ADD COLUMN IF NOT EXISTS tables_quality INTEGER")
 
 
 @contextmanager

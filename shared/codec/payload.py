@@ -32,6 +32,7 @@ from shared.codec.frontend import (
 )
 from shared.codec.image_id import new_image_id
 from shared.codec.profiles import DcMode, Layout, Profile, ProfileKind
+from shared.codec.quantisation import nearest_quality
 from shared.codec.reference import reference_jpeg_bytes
 from shared.timestamps import from_micros, to_micros
 
@@ -118,6 +119,11 @@ class Decoded:
         return CoefficientImage(
             self.width, self.height, self.layout, self.coefficients, self.tables, self.retention
         )
+
+    @property
+    def tables_quality(self) -> int:
+        """The libjpeg quality nearest the luma table: what custom tables amount to."""
+        return nearest_quality(self.tables[0])
 
     def to_rgb(self) -> npt.NDArray[np.uint8]:
         """Zero-filled reconstruction: HxWx3 uint8, or HxW for gray payloads."""

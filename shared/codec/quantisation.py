@@ -47,9 +47,26 @@ def scaled_table(base: npt.NDArray[np.int32], quality: int) -> npt.NDArray[np.ui
     return np.clip(table, 1, 255).astype(np.uint16)
 
 
+_LOG_LUMA_TABLES = np.log(
+    np.stack([scaled_table(ANNEX_K_LUMA, q) for q in range(1, 101)]).astype(np.float64)
+)
+
+
 def standard_tables(quality: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
     """(luma, chroma) tables for ``quality``, 8x8 in natural order."""
     return scaled_table(ANNEX_K_LUMA, quality), scaled_table(ANNEX_K_CHROMA, quality)
+
+
+def nearest_quality(table: npt.NDArray[np.integer]) -> int:
+    """The libjpeg quality whose Annex K luma table is closest to ``table`` (8x8, natural order).
+
+    Closeness is the mean absolute log ratio of the steps, so a step twice as coarse weighs the
+    same at 2 as at 100. It names a JPEG input's own tables ("about q87"); ties go to the lower
+    quality (above about 97 the clamped tables are all ones).
+    """
+    steps = np.log(np.maximum(np.asarray(table, dtype=np.float64), 1.0))
+    distances = np.abs(_LOG_LUMA_TABLES - steps).mean(axis=(1, 2))
+    return int(np.argmin(distances)) + 1
 
 
 def to_zigzag(table: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 from receiver_kit import payload_for, receiver_settings, unique
 
 from cloud_receiver.api import create_app
@@ -103,6 +104,9 @@ def test_other_payloads_say_their_jpeg_only_matches_a_setting(
     assert lowpass["jpeg_bytes_basis"] == "same_quality_setting"
     # adaptive's own tables promise no quality: the estimate assumes 90, and says so.
     assert (adaptive["quality"], adaptive["jpeg_bytes_basis"]) == (None, "assumed_quality_90")
+    # ...but the API says what its tables amount to, instead of a bare null.
+    assert adaptive["tables_quality"] == decode(adaptive_payload).tables_quality
+    assert lowpass["tables_quality"] is None  # its quality says it already
     classical = client.get(
         f"{API}/images/{adaptive['id']}/content", params={"stage": "classical"}
     ).content
@@ -111,6 +115,22 @@ def test_other_payloads_say_their_jpeg_only_matches_a_setting(
     metrics = client.get("/metrics").text
     assert 'dctlink_equivalent_jpeg_bytes_total{basis="assumed_quality_90"}' in metrics
     assert 'dctlink_equivalent_jpeg_bytes_total{basis="equal_quality"}' not in metrics
+
+
+def test_a_jpeg_inputs_own_tables_are_named_by_the_nearest_quality(
+    client_without_model: TestClient,
+) -> None:
+    """A camera JPEG keeps its own tables; "quality": null alone told a user nothing."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(buffer, "JPEG", quality=62)
+    with Image.open(buffer) as jpeg:
+        assert isinstance(jpeg, JpegImageFile)
+        tables = (tuple(jpeg.quantization[0]), tuple(jpeg.quantization[1]))
+    payload = payload_for(unique("cam"), profile=Profile.lowpass(75, 15, 6, tables=tables))
+    stored = client_without_model.get(
+        f"{API}/images/{_post(client_without_model, payload)['id']}"
+    ).json()
+    assert (stored["quality"], stored["tables_quality"]) == (None, 62)
 
 
 def test_without_a_model_the_enhanced_stage_says_why(client_without_model: TestClient) -> None:
@@ -257,7 +277,10 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
         "dctlink_stage_duration_seconds",
     ):
         assert name in text
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text  # the assets come from the package (routes/docs.py)
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
     openapi = client.get("/openapi.json").json()
     paths = openapi["paths"]
     assert {f"{API}/images", f"{API}/payloads", f"{API}/devices", f"{API}/events"} <= set(paths)

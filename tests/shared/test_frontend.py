@@ -13,7 +13,7 @@ from PIL import Image
 from shared.codec import Decoded, Layout, Profile, Retention, decode, encode
 from shared.codec.coefficients import plane_blocks
 from shared.codec.frontend import analyse, channel_tables
-from shared.codec.quantisation import standard_tables
+from shared.codec.quantisation import nearest_quality, standard_tables
 from shared.codec.transform import DCT_2D_ZIGZAG, forward_dct, inverse_dct
 from shared.codec.zigzag import ZIGZAG
 
@@ -258,3 +258,10 @@ class TestMcuPadding:
         pixels = _odd_image(17, 31, colour=True)
         back = decode(encode(pixels, Profile.lossless(100, layout=Layout.YCBCR444))).to_rgb()
         assert int(np.abs(back.astype(np.int16) - pixels.astype(np.int16)).max()) <= 3
+
+
+def test_nearest_quality_names_every_standard_table_and_a_near_one() -> None:
+    assert [nearest_quality(standard_tables(q)[0]) for q in range(1, 98)] == list(range(1, 98))
+    luma = standard_tables(80)[0].astype(np.int64)
+    luma[0, 0] += 3  # an encoder's tweak of one step does not move the answer
+    assert nearest_quality(luma) == 80

@@ -45,9 +45,15 @@ class ApiError extends Error {
 
 // ---- small helpers -----------------------------------------------------------------------
 
-// An adaptive payload (or one with custom tables) names no quality: say so instead of "qnull".
+// An adaptive payload (or a JPEG input's own tables) names no quality: say what its tables
+// amount to (the nearest libjpeg quality) instead of "qnull".
+function tablesText(meta, prefix) {
+  if (meta.quality !== null) return `${prefix}${meta.quality}`;
+  return meta.tables_quality == null ? "own tables" : `own tables ≈ ${prefix}${meta.tables_quality}`;
+}
+
 function profileLabel(meta) {
-  return meta.quality === null ? `${meta.profile}, own tables` : `${meta.profile} q${meta.quality}`;
+  return meta.quality === null ? `${meta.profile}, ${tablesText(meta, "q")}` : `${meta.profile} q${meta.quality}`;
 }
 
 function h(tag, attributes = {}, ...children) {
@@ -549,7 +555,7 @@ function renderDetail(meta) {
     metaRow("Size", `${meta.width}×${meta.height}, ${meta.layout}`),
     metaRow(
       "Profile",
-      meta.quality === null ? `${meta.profile}, own tables` : `${meta.profile}, quality ${meta.quality}`,
+      `${meta.profile}, ${tablesText(meta, meta.quality === null ? "q" : "quality ")}`,
     ),
     metaRow("Payload", formatBytes(meta.payload_bytes)),
     metaRow("Compared JPEG", `${formatBytes(meta.jpeg_bytes)} (${ratioText(meta)})`),
