@@ -327,6 +327,14 @@ def test_api_keys_read_and_admin_scopes(mosquitto: Mosquitto, tmp_path: Path) ->
         assert client.get(f"{API}/images/{image_id}", headers=boss).status_code == 200
         content = client.get(f"{API}/images/{image_id}/content", headers=reader)
         assert content.status_code == 200
+        # The raw payload is evidence for an admin, not something a viewer needs.
+        raw = f"{API}/images/{image_id}/payload"
+        assert client.get(raw, headers=reader).status_code == 403
+        download = client.get(raw, headers=boss)
+        assert download.status_code == 200
+        assert download.content == payload
+        assert download.headers["content-disposition"] == f'attachment; filename="{image_id}.dctl"'
+        assert client.get(f"{API}/images/..%2E/payload", headers=boss).status_code == 404
         # Probes and scraping stay open.
         assert client.get("/livez").status_code == 200
         assert client.get("/metrics").status_code == 200

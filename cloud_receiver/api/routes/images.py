@@ -1,4 +1,9 @@
-"""/api/v1/images: list, metadata, and each stage's pixels as PNG, JPEG or WebP."""
+"""/api/v1/images: list, metadata, each stage's pixels as PNG, JPEG or WebP, and the payload.
+
+The payload as the device sent it is for admin keys only: it is the evidence behind the
+stored pixels (``cloud-receiver decode`` re-runs recovery on it offline) and carries more than
+a viewer needs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 
-from cloud_receiver.api.deps import ReadScope, ReceiverDep, StoreDep
+from cloud_receiver.api.deps import AdminScope, ReadScope, ReceiverDep, StoreDep
 from cloud_receiver.api.schemas import API, ErrorOut, ImageOut, ImagePage
 from cloud_receiver.errors import (
     InvalidRequestError,
@@ -86,3 +91,27 @@ def get_content(
         raise NotFoundError(f"stage {stage} of image {image_id} is missing from the store")
     headers = {"Vary": "Accept"} if format is None else {}
     return Response(convert(png, fmt), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+@router.get(
+    "/{image_id}/payload",
+    response_class=Response,
+    dependencies=[AdminScope],
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        404: {"model": ErrorOut},
+    },
+    summary="The payload as the device sent it (admin keys); `cloud-receiver decode` reads it",
+)
+def get_payload(image_id: str, store: StoreDep) -> Response:
+    # The row first: only a stored image's id (a UUID the codec checked) reaches the files,
+    # and so the header below.
+    if store.get(image_id) is None:
+        raise NotFoundError(f"no image {image_id}")
+    payload = store.payload(image_id)
+    if payload is None:
+        raise NotFoundError(f"the payload of image {image_id} is missing from the store")
+    disposition = f'attachment; filename="{image_id}.dctl"'
+    return Response(
+        payload, media_type="application/octet-stream", headers={"Content-Disposition": disposition}
+    )
