@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from enum import IntEnum
 from pathlib import Path
@@ -169,10 +170,34 @@ def _accept(sender: Sender, frame: Frame) -> bool:
     return True
 
 
+def _wait_delivered(
+    sender: Sender, timeout_s: float | None, stop: threading.Event, *, total: int | None
+) -> bool:
+    """:meth:`Sender.wait_drained`, with a "delivered" bar of ``total`` images (None: no bar).
+
+    Spooling is quick; the wait for the broker's acknowledgements is where a user sits.
+    ``total`` counts what this run spooled and what the spool held before it, so delivered
+    is that less what the spool still holds.
+    """
+    if total is None:
+        return sender.wait_drained(timeout_s, stop)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    with tqdm(total=total, desc="delivered", unit="img") as bar:
+        while True:
+            step = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            drained = sender.wait_drained(step, stop)
+            bar.update(max(0, total - sender.spool.depth()[0] - bar.n))
+            if drained or sender.stopped or stop.is_set():
+                return drained
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+
 def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event) -> ExitCode:
     unreadable = 0
     paths: Sequence[Path] = args.paths
     show = not args.no_progress and sys.stderr.isatty()
+    pending = sender.spool.depth()[0]
     for path in tqdm(paths, desc="spooled", unit="img", disable=not show):
         if stop.is_set() or sender.stopped:
             break
@@ -182,9 +207,11 @@ def _send_files(sender: Sender, args: argparse.Namespace, stop: threading.Event)
             unreadable += 1
             log.error("skipped unreadable input", extra={"fields": {"error": str(error)}})
             continue
-        if not _accept(sender, frame):
+        if _accept(sender, frame):
+            pending += 1
+        else:
             unreadable += 1
-    delivered = sender.wait_drained(args.timeout or None, stop)
+    delivered = _wait_delivered(sender, args.timeout or None, stop, total=pending if show else None)
     if sender.fatal is not None:
         return ExitCode.BROKER
     if sender.failure is not None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import pty
+import re
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import uuid
@@ -419,3 +425,42 @@ def test_watch_refuses_an_image_bigger_than_the_spool_and_goes_on(
         assert collector.status[-1]["refused_total"] == 1
     finally:
         collector.close()
+
+
+def test_send_on_a_terminal_shows_spooling_then_delivery(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The bars appear only on a terminal (a pty here), and the wait for PUBACKs has one too."""
+    paths = _inputs(tmp_path / "in", 3)
+    command = [
+        str(Path(sys.executable).with_name("edge-sender")),
+        "send",
+        *map(str, paths),
+        *_flags(mosquitto, _device(), tmp_path / "s.db"),
+        "--timeout",
+        "30",
+    ]
+    primary, secondary = pty.openpty()
+    # A new pty is 0 columns wide, and tqdm draws nothing in no columns: size it as a terminal.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    output = bytearray()
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+            while chunk := os.read(primary, 4096):
+                output.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, stderr=secondary, timeout=60, check=False
+        )
+    finally:
+        os.close(secondary)
+        reader.join(10)
+        os.close(primary)
+    text = output.decode(errors="replace")
+    assert result.returncode == 0, text
+    assert re.search(r"spooled: 100%.*3/3", text), text
+    assert re.search(r"delivered: 100%.*3/3", text), text
