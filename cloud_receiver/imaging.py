@@ -75,16 +75,24 @@ def png_bytes(pixels: npt.NDArray[np.uint8]) -> bytes:
     )
 
 
-def convert(png: bytes, fmt: Format) -> bytes:
-    """A stored PNG in the asked format; PNG passes through untouched."""
-    if fmt == "png":
+def convert(png: bytes, fmt: Format, box: tuple[int | None, int | None] = (None, None)) -> bytes:
+    """A stored PNG in the asked format, scaled down to fit ``box`` (width, height; None: any)
+    with its aspect ratio kept and never scaled up; an unscaled PNG passes through untouched."""
+    width, height = box
+    if fmt == "png" and width is None and height is None:
         return png
     with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        if width is not None or height is not None:
+            limit = (width or image.width, height or image.height)
+            image.thumbnail(limit, Image.Resampling.LANCZOS)  # in place; keeps the aspect
         buffer = io.BytesIO()
         if fmt == "jpeg":
             image.save(buffer, "JPEG", quality=SERVE_QUALITY)
-        else:
+        elif fmt == "webp":
             image.save(buffer, "WEBP", quality=SERVE_QUALITY)
+        else:
+            image.save(buffer, "PNG", compress_level=PNG_LEVEL)
         return buffer.getvalue()
 
 

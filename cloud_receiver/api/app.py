@@ -15,9 +15,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from cloud_receiver.api import redact
 from cloud_receiver.api.deps import Receiver
 from cloud_receiver.api.errors import install_error_handlers
-from cloud_receiver.api.routes import devices, docs, events, gallery, health, images, payloads
+from cloud_receiver.api.routes import (
+    devices,
+    docs,
+    events,
+    gallery,
+    health,
+    images,
+    latest,
+    payloads,
+)
 from cloud_receiver.api.schemas import ImageOut
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.ingest import Event, EventHub, Ingest, Pipeline, Quarantine
@@ -131,7 +141,8 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     install_error_handlers(app)
-    for module in (images, payloads, devices, events, health, gallery, docs):
+    redact.install()
+    for module in (images, payloads, devices, latest, events, health, gallery, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC, check_dir=False), name="static")
     return app

@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
@@ -73,11 +73,15 @@ def _scope_of(token: str, receiver: Receiver) -> Literal["read", "admin"] | None
 
 
 def _check(receiver: Receiver, credentials: HTTPAuthorizationCredentials | None, need: str) -> None:
+    _check_token(receiver, None if credentials is None else credentials.credentials, need)
+
+
+def _check_token(receiver: Receiver, token: str | None, need: str) -> None:
     if not receiver.settings.api.auth_enabled:
         return
-    if credentials is None:
+    if token is None:
         raise UnauthorizedError("this API needs a key: send 'Authorization: Bearer <key>'")
-    scope = _scope_of(credentials.credentials, receiver)
+    scope = _scope_of(token, receiver)
     if scope is None:
         raise UnauthorizedError("the API key is not known")
     if need == "admin" and scope != "admin":
@@ -92,5 +96,22 @@ def require_admin(receiver: ReceiverDep, credentials: Credentials) -> None:
     _check(receiver, credentials, "admin")
 
 
+def require_read_header_or_query(
+    receiver: ReceiverDep,
+    credentials: Credentials,
+    key: Annotated[
+        str | None,
+        Query(
+            description="A read key, for still-image clients that cannot send headers (Home"
+            " Assistant's generic camera, an NVR); the Authorization header wins when both are"
+            " sent. The receiver never logs it",
+        ),
+    ] = None,
+) -> None:
+    _check_token(receiver, credentials.credentials if credentials is not None else key, "read")
+
+
 ReadScope = Depends(require_read)
+#: For the routes a still-image client polls: the key may also come as ``?key=``.
+ReadScopeOrQueryKey = Depends(require_read_header_or_query)
 AdminScope = Depends(require_admin)
