@@ -264,6 +264,48 @@ class ApiSettings(Section):
         return bool(self.read_keys or self.admin_keys)
 
 
+class HomeAssistantSettings(Section):
+    enabled: bool = Field(
+        default=False,
+        description="Announce every device to Home Assistant by MQTT discovery and publish"
+        " its newest picture and byte savings (needs the broker; the receiver's login"
+        " must be allowed to write discovery_prefix/# and <topic_prefix>-ha/#)",
+    )
+    discovery_prefix: str = Field(
+        default="homeassistant", description="Home Assistant's MQTT discovery prefix"
+    )
+    image: Literal["bytes", "url"] = Field(
+        default="bytes",
+        description="bytes: publish each newest picture as a retained JPEG; url: publish the"
+        " URL of the device's latest picture (base_url) for Home Assistant to fetch",
+    )
+    base_url: str | None = Field(
+        default=None, description="The receiver's URL as Home Assistant reaches it (image url)"
+    )
+    url_key: SecretStr | None = Field(
+        default=None,
+        description="A read key put in the published URL (image url with API keys); it is"
+        " visible to whoever may read the topic",
+    )
+    camera: bool = Field(
+        default=False, description="Also announce an MQTT camera entity per device"
+    )
+    max_width: int = Field(
+        default=1280, ge=16, le=8192, description="Published pictures are scaled down to this"
+    )
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _prefix_safe(cls, value: str) -> str:
+        return check_topic_level(value)
+
+    @model_validator(mode="after")
+    def _url_needs_base(self) -> HomeAssistantSettings:
+        if self.enabled and self.image == "url" and not self.base_url:
+            raise ValueError("homeassistant.image url needs homeassistant.base_url")
+        return self
+
+
 class ReceiverSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
@@ -283,6 +325,9 @@ class ReceiverSettings(BaseSettings):
         default_factory=RecoverySettings, description="Classical recovery and the network"
     )
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API")
+    homeassistant: HomeAssistantSettings = Field(
+        default_factory=HomeAssistantSettings, description="Home Assistant MQTT discovery"
+    )
 
     @field_validator("topic_prefix")
     @classmethod

@@ -30,6 +30,7 @@ from cloud_receiver.api.routes import (
 )
 from cloud_receiver.api.schemas import ImageOut
 from cloud_receiver.config import ReceiverSettings
+from cloud_receiver.homeassistant import HomeAssistantBridge
 from cloud_receiver.ingest import Event, EventHub, Ingest, Pipeline, Quarantine
 from cloud_receiver.ingest.quarantine import BucketShelf, FolderShelf, Shelf
 from cloud_receiver.metrics import Metrics
@@ -88,10 +89,14 @@ def create_app(
         metrics = Metrics()
         hub = EventHub(settings.api.sse_queue, on_drop=metrics.events_dropped.inc)
 
+        bridges: list[HomeAssistantBridge] = []  # set once ingest's MQTT client exists
+
         def on_stored(record: ImageRecord) -> None:
             # Worker thread -> event loop: the hub's queues belong to the loop.
             event = Event("image", ImageOut.of(record).model_dump_json())
             loop.call_soon_threadsafe(hub.publish, event)
+            for bridge in bridges:
+                bridge.stored(record)
 
         quarantine = build_quarantine(settings)
         pipeline = Pipeline(
@@ -104,7 +109,19 @@ def create_app(
         )
         metrics.devices_online.set(sum(d.online for d in the_store.list_devices()))
         ingest = Ingest(settings, pipeline)
-        app.state.receiver = Receiver(settings, the_store, the_recovery, metrics, hub, ingest)
+        if settings.homeassistant.enabled and ingest.subscriber is not None:
+            bridges.append(HomeAssistantBridge(settings, the_store, ingest.subscriber.publish))
+        app.state.receiver = Receiver(
+            settings,
+            the_store,
+            the_recovery,
+            metrics,
+            hub,
+            ingest,
+            homeassistant=bridges[0] if bridges else None,
+        )
+        for bridge in bridges:
+            bridge.start()
         ingest.start()
         sweeper = start_sweeper(settings, the_store)
         log.info(
@@ -123,6 +140,8 @@ def create_app(
             hub.close()
             # Off the loop: waiting for workers to finish must not stall open responses.
             await asyncio.to_thread(ingest.close)
+            for bridge in bridges:
+                await asyncio.to_thread(bridge.close)
             await asyncio.to_thread(quarantine.close)  # drains writes still queued to a bucket
             if sweeper is not None:
                 await asyncio.to_thread(sweeper.close)

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from cloud_receiver.config import ReceiverSettings
 from cloud_receiver.errors import ForbiddenError, UnauthorizedError
+from cloud_receiver.homeassistant import HomeAssistantBridge
 from cloud_receiver.ingest import EventHub, Ingest
 from cloud_receiver.metrics import Metrics
 from cloud_receiver.recovery import Recovery
@@ -28,6 +29,8 @@ class Receiver:
     metrics: Metrics
     hub: EventHub
     ingest: Ingest
+    #: The Home Assistant bridge, when it is on (settings.homeassistant.enabled).
+    homeassistant: HomeAssistantBridge | None = None
 
 
 def get_receiver(request: Request) -> Receiver:

@@ -76,6 +76,12 @@ class MqttSubscriber:
             self._client.connect_async(broker.host, broker.port, broker.keepalive_s)
         self._client.loop_start()
 
+    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        """QoS 1 on this connection (the Home Assistant bridge); paho queues it while the
+        broker is away, and drops it if this process ends first (the bridge republishes
+        with the next image)."""
+        self._client.publish(topic, payload, qos=1, retain=retain)
+
     def stop_receiving(self) -> None:
         """Leave messages that arrive from now on unacknowledged: the next session gets them."""
         self._closing.set()

@@ -122,6 +122,9 @@ class Store(Protocol):
 
     def list_devices(self) -> list[DeviceRecord]: ...
 
+    def delete_device(self, device_id: str) -> bool:
+        """Forget a device's status row (its images stay); False when there was none."""
+
     def check_writable(self) -> str | None:
         """None when writes work, else what is wrong (for /readyz)."""
 

@@ -309,6 +309,11 @@ class LocalStore:
             ).fetchall()
         return [device for device in map(device_from_row, rows) if device is not None]
 
+    def delete_device(self, device_id: str) -> bool:
+        with self._sql():
+            cursor = self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        return cursor.rowcount > 0
+
     # -- health --------------------------------------------------------------------------------
 
     def check_writable(self) -> str | None:
