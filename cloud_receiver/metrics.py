@@ -7,7 +7,9 @@ The two byte counters carry the ``basis`` of each image's ``jpeg_bytes`` (``equa
 ``same_quality_setting``, ``assumed_quality_90``), so a saving is computed within one basis:
 ``payload_bytes_received_total{basis="equal_quality"}`` over
 ``equivalent_jpeg_bytes_total{basis="equal_quality"}`` is the saving at equal picture quality;
-a sum over all bases mixes it with comparisons of settings.
+a sum over all bases mixes it with comparisons of settings. The ``device_`` series split the
+same bytes per device (Grafana's bytes-saved panels), and ``device_promised_quality`` is the
+quality an auto payload promises, the one picture quality the receiver knows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ class Metrics:
             " (measured by the sender at the promised quality) or an estimate at the quality"
             " setting",
             ["basis"],
+            registry=r,
+        )
+        # Per device: one series per camera (the broker's logins bound how many there are).
+        self.device_payload_bytes = Counter(
+            "dctlink_device_payload_bytes",
+            "Payload bytes of stored images per device, by the basis of their JPEG size",
+            ["device", "basis"],
+            registry=r,
+        )
+        self.device_jpeg_bytes = Counter(
+            "dctlink_device_jpeg_bytes",
+            "Bytes of the JPEGs each device's images are compared with, by basis",
+            ["device", "basis"],
+            registry=r,
+        )
+        self.device_promised_quality = Gauge(
+            "dctlink_device_promised_quality",
+            "The libjpeg quality the device's newest auto picture is at least as good as",
+            ["device"],
             registry=r,
         )
         self.malformed = Counter(

@@ -209,8 +209,13 @@ class Pipeline:
         self._metrics.images.inc()
         basis = record.jpeg_bytes_basis or "none"
         self._metrics.payload_bytes.labels(basis).inc(record.payload_bytes)
+        device = record.device_id
+        self._metrics.device_payload_bytes.labels(device, basis).inc(record.payload_bytes)
         if record.jpeg_bytes is not None:
             self._metrics.jpeg_bytes.labels(basis).inc(record.jpeg_bytes)
+            self._metrics.device_jpeg_bytes.labels(device, basis).inc(record.jpeg_bytes)
+        if basis == "equal_quality" and record.quality is not None:
+            self._metrics.device_promised_quality.labels(device).set(record.quality)
         log.info(
             "image stored",
             extra={

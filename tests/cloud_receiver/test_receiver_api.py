@@ -77,7 +77,8 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
 def test_an_auto_payload_is_compared_with_the_senders_jpeg_of_equal_quality(
     client: TestClient,
 ) -> None:
-    payload = payload_for(unique("cam"), profile=Profile.auto(75))
+    device = unique("cam")
+    payload = payload_for(device, profile=Profile.auto(75))
     reference = decode(payload).reference_jpeg_bytes
     assert reference is not None
     meta = client.get(f"{API}/images/{_post(client, payload)['id']}").json()
@@ -92,6 +93,11 @@ def test_an_auto_payload_is_compared_with_the_senders_jpeg_of_equal_quality(
         f'dctlink_payload_bytes_received_total{{basis="equal_quality"}} {len(payload):.1f}'
         in metrics
     )
+    # The same bytes per device (Grafana's per-device savings), and the quality it promised.
+    labels = f'basis="equal_quality",device="{device}"'
+    assert f"dctlink_device_payload_bytes_total{{{labels}}} {len(payload):.1f}" in metrics
+    assert f"dctlink_device_jpeg_bytes_total{{{labels}}} {reference:.1f}" in metrics
+    assert f'dctlink_device_promised_quality{{device="{device}"}} 75.0' in metrics
 
 
 def test_other_payloads_say_their_jpeg_only_matches_a_setting(
