@@ -26,10 +26,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from edge_sender.cli import main as edge_sender
-from harness import Mosquitto, free_port
+from harness import Mosquitto, free_port, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -286,3 +286,87 @@ def test_api_docs_render_from_the_receiver_alone(receiver: str, browser: Browser
     )
     assert fetched
     assert all(url.startswith(receiver) for url in fetched), fetched
+
+
+def test_detail_zooms_the_stages_together_and_slides_between_two(
+    receiver: str, browser: Browser, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """1:1 and 400% zoom, panning one stage pans the others, a slider between two stages."""
+    device = f"zoom-{uuid.uuid4().hex[:8]}"
+    send(mosquitto, device, tmp_path / "spool.sqlite3", SAMPLES[1])
+    assert wait_until(lambda: len(listed_ids(receiver, device)) == 1, timeout_s=WAIT_S)
+    (image_id,) = listed_ids(receiver, device)
+    meta = httpx.get(f"{receiver}/api/v1/images/{image_id}", timeout=10).json()
+    browser.get(f"{receiver}/#image={image_id}")
+    detail: WebElement = wait_for(browser, open_detail, "the detail view did not open")
+
+    def loaded(driver: Browser) -> bool:
+        images = driver.find_elements(By.CSS_SELECTOR, "#detail .stage-view img, .compare-layer")
+        return len(images) >= 4 and all(
+            driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+            for i in images
+        )
+
+    wait_for(browser, loaded, "the stage pictures did not load")
+    zoom = Select(detail.find_element(By.ID, "detail-zoom"))
+    views = detail.find_elements(By.CSS_SELECTOR, ".stage[data-available=true] .stage-view")
+    assert len(views) == 2  # received and classical: this receiver has no network
+
+    # 1:1: one image pixel per CSS pixel (headless Chromium draws at device pixel ratio 1).
+    zoom.select_by_visible_text("1:1")
+    for view in views:
+        img = view.find_element(By.TAG_NAME, "img")
+        assert img.rect["width"] == meta["width"]
+        assert img.rect["height"] == meta["height"]
+
+    # 400%: panning one stage pans the other and the compare view by as much.
+    zoom.select_by_visible_text("400%")
+    assert views[0].find_element(By.TAG_NAME, "img").rect["width"] == 4 * meta["width"]
+    browser.execute_script("arguments[0].scrollTo(10, 150)", views[0])
+    compare_view = detail.find_element(By.ID, "compare-view")
+
+    def followed(driver: Browser) -> bool:
+        positions = [
+            driver.execute_script("return [arguments[0].scrollLeft, arguments[0].scrollTop]", v)
+            for v in (*views, compare_view)
+        ]
+        return all(p == [10, 150] for p in positions)
+
+    wait_for(browser, followed, "the other views did not pan with the first")
+
+    # The slider: left of the split the left stage shows, right of it the right stage.
+    zoom.select_by_visible_text("Fit")
+    left = Select(detail.find_element(By.ID, "compare-left"))
+    right = Select(detail.find_element(By.ID, "compare-right"))
+    assert (left.first_selected_option.text, right.first_selected_option.text) == (
+        "Received",
+        "Classical",
+    )
+    split = detail.find_element(By.ID, "compare-split")
+    browser.execute_script(
+        "arguments[0].value = 30; arguments[0].dispatchEvent(new Event('input'))", split
+    )
+    canvas = detail.find_element(By.ID, "compare-canvas")
+    browser.execute_script("arguments[0].scrollIntoView()", canvas)
+
+    def stage_at(fraction: float) -> str:
+        shown: str = browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "const hit = document.elementFromPoint(r.left + r.width * arguments[1],"
+            " r.top + r.height / 2);"
+            "return hit && hit.dataset ? hit.dataset.stage || hit.id : null;",
+            canvas,
+            fraction,
+        )
+        return shown
+
+    assert stage_at(0.2) == "received"
+    assert stage_at(0.5) == "classical"
+    # Swap the sides: the slider now reveals the classical stage on the left.
+    left.select_by_value("classical")
+    right.select_by_value("received")
+    assert stage_at(0.2) == "classical"
+    assert stage_at(0.8) == "received"
+    assert browser.save_screenshot(str(tmp_path / "gallery-compare.png"))
+    log = browser.execute(Command.GET_LOG, {"type": "browser"})["value"]
+    assert [entry["message"] for entry in log if entry["level"] == "SEVERE"] == []

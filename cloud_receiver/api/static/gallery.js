@@ -1,5 +1,6 @@
 // DCTLink gallery: the newest images as cards, live updates from the event stream, a device
-// list, and a detail view that puts the received, classical and enhanced stages side by side.
+// list, and a detail view that puts the received, classical and enhanced stages side by side,
+// zoomed together (1:1 and beyond, panning in step) and under a slider between any two.
 // Plain JavaScript, no build step and nothing loaded from elsewhere. Paths are relative so the
 // page also works behind a reverse proxy that mounts the receiver under a prefix.
 
@@ -32,6 +33,8 @@ const state = {
   connectedOnce: false,
   stream: null, // { close() } of the live event connection
   detailUrls: [], // object URLs of the open detail view, revoked when it closes
+  stageImages: new Map(), // stage -> Promise of its object URL, for the open detail view
+  syncing: false, // a synced scroll is being applied: ignore the scroll events it causes
   generation: 0, // bumped by every reset, so a stale page answer is dropped
 };
 
@@ -523,25 +526,137 @@ function renderStage(meta, stage) {
     width: meta.width,
     height: meta.height,
   });
+  img.classList.add("zoomable");
   const url = stageUrl(meta, stage, "png");
-  getBlob(url)
-    .then((blob) => {
-      const objectUrl = URL.createObjectURL(blob);
-      state.detailUrls.push(objectUrl);
+  const loaded = getBlob(url).then((blob) => {
+    const objectUrl = URL.createObjectURL(blob);
+    state.detailUrls.push(objectUrl);
+    size.textContent = `PNG ${formatBytes(blob.size)}`;
+    return objectUrl;
+  });
+  state.stageImages.set(stage, loaded);
+  loaded
+    .then((objectUrl) => {
       img.src = objectUrl;
-      size.textContent = `PNG ${formatBytes(blob.size)}`;
     })
     .catch((error) => {
       img.replaceWith(h("div", { class: "stage-missing" }, h("p", {}, error.message)));
     });
   const link = state.key ? null : h("a", { href: url.href, download: `${meta.id}-${stage}.png` }, "Download PNG");
+  const view = h("div", { class: "stage-view" }, img);
   return h(
     "figure",
     { class: "stage", "data-stage": stage, "data-available": "true" },
-    img,
+    view,
     caption,
     link,
   );
+}
+
+// ---- zoom, synced panning and the compare slider ------------------------------------------
+
+function applyZoom(meta) {
+  const zoom = $("#detail-zoom").value;
+  const dialog = $("#detail");
+  dialog.dataset.zoom = zoom;
+  for (const element of dialog.querySelectorAll(".zoomable")) {
+    if (zoom === "fit") {
+      element.style.width = "";
+      element.style.height = "";
+    } else {
+      // CSS pixels: at 1:1 one image pixel is one pixel of the page.
+      element.style.width = `${meta.width * Number(zoom)}px`;
+      element.style.height = `${meta.height * Number(zoom)}px`;
+    }
+  }
+}
+
+function syncScroll(source) {
+  if (state.syncing) return;
+  state.syncing = true;
+  for (const view of $("#detail").querySelectorAll(".stage-view")) {
+    if (view === source) continue;
+    view.scrollLeft = source.scrollLeft;
+    view.scrollTop = source.scrollTop;
+  }
+  requestAnimationFrame(() => {
+    state.syncing = false;
+  });
+}
+
+function dragToPan(view) {
+  let start = null;
+  view.addEventListener("pointerdown", (event) => {
+    start = { x: event.clientX, y: event.clientY, left: view.scrollLeft, top: view.scrollTop };
+    view.setPointerCapture(event.pointerId);
+  });
+  view.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    view.scrollLeft = start.left - (event.clientX - start.x);
+    view.scrollTop = start.top - (event.clientY - start.y);
+  });
+  const stop = () => {
+    start = null;
+  };
+  view.addEventListener("pointerup", stop);
+  view.addEventListener("pointercancel", stop);
+}
+
+function setSplit(percent) {
+  $("#compare-left-image").style.clipPath = `inset(0 ${100 - percent}% 0 0)`;
+  $("#compare-divider").style.left = `${percent}%`;
+  $("#compare").dataset.split = String(percent);
+}
+
+async function showCompared(side, stage) {
+  const img = $(`#compare-${side}-image`);
+  img.dataset.stage = stage;
+  img.alt = `${STAGE_LABELS[stage]} stage`;
+  const url = await state.stageImages.get(stage);
+  if (img.dataset.stage === stage) img.src = url; // unless another pick came meanwhile
+}
+
+function renderCompare(meta) {
+  const available = STAGES.filter((stage) => meta.stages?.[stage]?.available);
+  const compare = $("#compare");
+  compare.hidden = available.length < 2;
+  if (compare.hidden) return;
+  const canvas = $("#compare-canvas");
+  canvas.style.aspectRatio = `${meta.width} / ${meta.height}`;
+  canvas.style.setProperty("--aspect", String(meta.width / meta.height));
+  // Left: the least recovered stage; right: the most, so the slider shows what recovery did.
+  const picks = { left: available[0], right: available[available.length - 1] };
+  for (const side of ["left", "right"]) {
+    const select = $(`#compare-${side}`);
+    select.replaceChildren(
+      ...available.map((stage) => h("option", { value: stage }, STAGE_LABELS[stage])),
+    );
+    select.value = picks[side];
+    showCompared(side, picks[side]).catch(reportError);
+  }
+  setSplit(Number($("#compare-split").value));
+}
+
+function setUpViews() {
+  $("#detail-zoom").addEventListener("change", () => {
+    const meta = state.detailMeta;
+    if (meta) applyZoom(meta);
+  });
+  $("#compare-split").addEventListener("input", (event) => setSplit(Number(event.target.value)));
+  for (const side of ["left", "right"]) {
+    $(`#compare-${side}`).addEventListener("change", (event) => {
+      showCompared(side, event.target.value).catch(reportError);
+    });
+  }
+  // Scroll events do not bubble: listen in the capture phase for every view, present and future.
+  $("#detail").addEventListener(
+    "scroll",
+    (event) => {
+      if (event.target.classList?.contains("stage-view")) syncScroll(event.target);
+    },
+    true,
+  );
+  dragToPan($("#compare-view"));
 }
 
 function renderDetail(meta) {
@@ -563,6 +678,10 @@ function renderDetail(meta) {
     metaRow("Model", meta.model_version ?? "none"),
   );
   $("#detail-stages").replaceChildren(...STAGES.map((stage) => renderStage(meta, stage)));
+  for (const view of $("#detail-stages").querySelectorAll(".stage-view")) dragToPan(view);
+  state.detailMeta = meta;
+  renderCompare(meta);
+  applyZoom(meta);
 }
 
 async function openDetail(id) {
@@ -585,6 +704,9 @@ async function openDetail(id) {
 function releaseDetail() {
   for (const url of state.detailUrls) URL.revokeObjectURL(url);
   state.detailUrls = [];
+  state.stageImages = new Map();
+  state.detailMeta = null;
+  for (const side of ["left", "right"]) $(`#compare-${side}-image`).removeAttribute("src");
 }
 
 function setUpDetail() {
@@ -606,6 +728,7 @@ function setUpDetail() {
 function start() {
   state.key = readKey();
   setUpDetail();
+  setUpViews();
   $("#more").addEventListener("click", () => loadPage(false));
   $("#devices").addEventListener("click", (event) => {
     const button = event.target.closest(".device-filter");
