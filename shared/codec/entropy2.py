@@ -3,7 +3,7 @@
 Status: work in progress (issue 14). It round-trips every profile and layout and codes the
 samples in fewer bytes than coder 1 (tests/shared/test_entropy2.py), but the encoder does not
 write it yet: on 768x512 photographs it takes about 120 ms each way against coder 1's 15-20,
-and it saves about 6-7 % where the issue asks for 15-20 %.
+and it saves about 7-8 % where the issue asks for 15-20 %.
 
 The coefficients travel band-major, as with coder 1, so a payload cut after any band still
 decodes. Each band is coded in *passes* (:mod:`.rans`); a pass's contexts use only what the
@@ -24,8 +24,11 @@ every pass before the next one:
   neighbouring frequencies and the neighbours' band k. Then one pass codes, for every token of
   at least 2, the bit below the leading one.
 
-What the models do not predict travels as raw bits after each band's rANS bytes: the sign of
-every non-zero value and the magnitude bits below the two top ones.
+The signs of bands 1, 2, 3 and 5 (the first and second horizontal and vertical cosines) are
+coded too, with the DC slope or curvature across the block as context: a block on a
+brightness ramp has a predictable sign there. What the models do not predict travels as raw
+bits after each band's rANS bytes: the other signs and the magnitude bits below the two top
+ones.
 
 A band's segment::
 
@@ -77,6 +80,17 @@ _COARSE_OWN = np.array([1, 4])
 _NB = _ALONE + 11 * 3  # predictor buckets: without a decoded neighbour, then with
 _PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
 _DC_EDGES = np.array([2, 4, 8, 16, 32, 64, 128])
+_SLOPE_EDGES = np.array([-64, -16, -4, -1, 1, 4, 16, 64])
+#: Bands whose signs a model codes: (their index in the sign model, the two neighbours
+#: (``_NEIGHBOURS`` columns) along the cosine's direction, and whether the DCs' slope or their
+#: curvature predicts them). Zigzag 1 and 2 are the first horizontal and vertical cosines,
+#: 3 and 5 the second vertical and horizontal ones.
+_SIGNED_BANDS = {
+    1: (0, (2, 3), False),
+    2: (1, (0, 1), False),
+    3: (2, (0, 1), True),
+    5: (3, (2, 3), True),
+}
 _DC_CONTEXTS = 1 + 3 * 8  # the even grid, then 8 gradient buckets for each other class
 _NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
@@ -85,6 +99,7 @@ MODELS = {
     "dc": (2 * _DC_CONTEXTS, 17),
     "nz": (2 * _NZ_CONTEXTS, 64),
     "token": (2 * 14 * 9 * _NB, 16),
+    "sign": (2 * 4 * 10 * 4, 2),
     "second": (2 * 14 * 16 * _NB, 2),
 }
 
@@ -232,6 +247,7 @@ class _Walk:
         self.nonzero = np.zeros(n, dtype=np.int64)
         self.seen = np.zeros(n, dtype=np.int64)
         self.activity = np.zeros(n, dtype=np.int64)
+        self.activity_known = np.zeros(n, dtype=bool)
 
     def channels(self) -> list[Int32Array]:
         out = []
@@ -285,6 +301,7 @@ class _Walk:
                 self.activity[flat.ravel()] = (
                     change.sum(axis=1) * 4 // np.maximum(inside.sum(axis=1), 1)
                 )
+                self.activity_known[flat.ravel()] = True
 
     def _dc_grid(
         self, klass: int, truth: I64 | None, shape: tuple[int, ...]
@@ -415,8 +432,22 @@ class _Walk:
         second = np.zeros(blocks.size + 1, dtype=np.int64)
         second[ys] = yield from self._pass("second", contexts, band, truth)
         ys = np.flatnonzero(tokens > 0)
+        signs = None
+        if band in _SIGNED_BANDS:
+            # The first cosines follow the brightness slope (and the next ones its curvature)
+            # across the block, which the neighbours' DCs show: their signs are worth modelling.
+            index, sides, curved = _SIGNED_BANDS[band]
+            slope = self._slope(ys, sides, curved=curved)
+            klasses = blocks.klass[ys] * len(_SIGNED_BANDS) + index
+            contexts = (klasses * 10 + slope) * 4 + np.minimum(tokens[ys], 4) - 1
+            truth = None if truth_band is None else (truth_band[ys] < 0).astype(np.int64)
+            signs = yield from self._pass("sign", contexts, band, truth)
         values = self._signed(
-            tokens[ys], second[ys], None if truth_band is None else truth_band[ys], lower=2
+            tokens[ys],
+            second[ys],
+            None if truth_band is None else truth_band[ys],
+            lower=2,
+            signs=signs,
         )
         if np.abs(values).max(initial=0) > MAX_COEFFICIENT:
             raise PayloadError(PayloadErrorKind.LIMIT, f"band {band} exceeds the payload's bound")
@@ -426,23 +457,53 @@ class _Walk:
         if (self.seen > self.nonzero).any():
             raise PayloadError(PayloadErrorKind.INVALID, "more non-zero values than announced")
 
-    def _signed(self, tokens: I64, second: I64 | None, truth: I64 | None, *, lower: int) -> I64:
-        """Values of non-zero ``tokens`` (zeros stay zero): the raw bits carry each sign and
-        the bits below the ``lower`` top ones (the leading one, and with ``second`` the next)."""
+    def _slope(self, ys: I64, sides: tuple[int, int], *, curved: bool) -> I64:
+        """Bucket of the DC difference between the two neighbours ``sides`` (columns of
+        ``_Blocks.neighbours``) of each block, or with ``curved`` of their sum less twice the
+        block's own DC: 0..8 from most negative to most positive, 9 where the DCs are not all
+        known (anchors). A missing neighbour's DC is the block's own."""
+        neighbours = self.blocks.neighbours[ys]
+        dc = self.values[0].astype(np.int64)
+        known = self.activity_known
+        ends = []
+        for side in sides:
+            other = neighbours[:, side]
+            inside = other < self.blocks.size
+            ends.append(np.where(inside, dc[other], dc[ys]))
+        change = ends[0] + ends[1] - 2 * dc[ys] if curved else ends[1] - ends[0]
+        slope = _bucket(change, _SLOPE_EDGES)
+        return np.where(known[ys], slope, 9)
+
+    def _signed(
+        self,
+        tokens: I64,
+        second: I64 | None,
+        truth: I64 | None,
+        *,
+        lower: int,
+        signs: I64 | None = None,
+    ) -> I64:
+        """Values of non-zero ``tokens`` (zeros stay zero): the raw bits carry the bits below
+        the ``lower`` top ones (the leading one, and with ``second`` the next), after the sign
+        unless ``signs`` (1 for negative, one per non-zero token) were coded by a model."""
         nonzero = tokens > 0
         t = tokens[nonzero]
         below = np.maximum(t - lower, 0)
-        widths = 1 + below
+        sign_bits = 0 if signs is not None else 1
+        widths = sign_bits + below
         field_truth = None
         if truth is not None:
             v = truth[nonzero]
-            field_truth = ((v < 0).astype(np.int64) << below) | (np.abs(v) & ((1 << below) - 1))
+            field_truth = np.abs(v) & ((1 << below) - 1)
+            if signs is None:
+                field_truth |= (v < 0).astype(np.int64) << below
         fields = self.raw.fields(widths, field_truth)
         magnitude = np.left_shift(1, t - 1) | (fields & ((1 << below) - 1))
         if second is not None:
             magnitude |= np.where(t >= 2, second[nonzero] << np.maximum(t - 2, 0), 0)
+        negative = (fields >> below) & 1 if signs is None else signs
         values = np.zeros(tokens.size, dtype=np.int64)
-        values[nonzero] = np.where((fields >> below) & 1, -magnitude, magnitude)
+        values[nonzero] = np.where(negative, -magnitude, magnitude)
         return values
 
 
