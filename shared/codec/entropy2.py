@@ -75,12 +75,13 @@ _COARSE_ACTIVITY = np.array([6, 24])
 _NZ_ACTIVITY = 8
 _NZ_CONTEXTS = _NZ_ACTIVITY + 12 * 3
 _NEAR_NZ_EDGES = np.array([1, 3, 6, 10])
-_ALONE = 8 * 5  # own lower frequencies x the neighbours' non-zero counts
+_ALONE = 8 * 5  # own lower frequencies x the neighbours' counts (bands 1-5: the DC steepness)
 _COARSE_OWN = np.array([1, 4])
 _NB = _ALONE + 11 * 3  # predictor buckets: without a decoded neighbour, then with
 _PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
 _DC_EDGES = np.array([2, 4, 8, 16, 32, 64, 128])
 _SLOPE_EDGES = np.array([-64, -16, -4, -1, 1, 4, 16, 64])
+_STEEP_EDGES = np.array([2, 6, 16, 48])
 #: Bands whose signs a model codes: (their index in the sign model, the two neighbours
 #: (``_NEIGHBOURS`` columns) along the cosine's direction, and whether the DCs' slope or their
 #: curvature predicts them). Zigzag 1 and 2 are the first horizontal and vertical cosines,
@@ -410,7 +411,15 @@ class _Walk:
             total = (magnitude[neighbours] * readable).sum(axis=1)
             count = readable.sum(axis=1)
             mine = own[ys]
-            alone = _bucket(mine, _OWN_EDGES) * 5 + _bucket(near_nz[ys], _NEAR_NZ_EDGES)
+            if band in _SIGNED_BANDS:
+                # Nothing decoded below these bands but the DC: its slope or curvature across
+                # the block predicts their size better than the neighbours' counts do.
+                _, sides, curved = _SIGNED_BANDS[band]
+                steepness = np.abs(self._change(ys, sides, curved=curved))
+                second_hint = _bucket(steepness, _STEEP_EDGES)
+            else:
+                second_hint = _bucket(near_nz[ys], _NEAR_NZ_EDGES)
+            alone = _bucket(mine, _OWN_EDGES) * 5 + second_hint
             guessed = (total * 4 + mine * 2 + count) // np.maximum(count, 1)
             with_neighbours = _ALONE + _bucket(guessed, _PRED_EDGES) * 3
             with_neighbours += _bucket(mine, _COARSE_OWN)
@@ -457,22 +466,25 @@ class _Walk:
         if (self.seen > self.nonzero).any():
             raise PayloadError(PayloadErrorKind.INVALID, "more non-zero values than announced")
 
+    def _change(self, ys: I64, sides: tuple[int, int], *, curved: bool) -> I64:
+        """The DC difference between the neighbours ``sides`` of each block, or with ``curved``
+        their sum less twice the block's own DC (0 where not every DC travelled)."""
+        neighbours = self.blocks.neighbours[ys]
+        dc = self.values[0].astype(np.int64)
+        ends = []
+        for side in sides:
+            other = neighbours[:, side]
+            ends.append(np.where(other < self.blocks.size, dc[other], dc[ys]))
+        change = ends[0] + ends[1] - 2 * dc[ys] if curved else ends[1] - ends[0]
+        return np.where(self.activity_known[ys], change, 0)
+
     def _slope(self, ys: I64, sides: tuple[int, int], *, curved: bool) -> I64:
         """Bucket of the DC difference between the two neighbours ``sides`` (columns of
         ``_Blocks.neighbours``) of each block, or with ``curved`` of their sum less twice the
         block's own DC: 0..8 from most negative to most positive, 9 where the DCs are not all
         known (anchors). A missing neighbour's DC is the block's own."""
-        neighbours = self.blocks.neighbours[ys]
-        dc = self.values[0].astype(np.int64)
-        known = self.activity_known
-        ends = []
-        for side in sides:
-            other = neighbours[:, side]
-            inside = other < self.blocks.size
-            ends.append(np.where(inside, dc[other], dc[ys]))
-        change = ends[0] + ends[1] - 2 * dc[ys] if curved else ends[1] - ends[0]
-        slope = _bucket(change, _SLOPE_EDGES)
-        return np.where(known[ys], slope, 9)
+        slope = _bucket(self._change(ys, sides, curved=curved), _SLOPE_EDGES)
+        return np.where(self.activity_known[ys], slope, 9)
 
     def _signed(
         self,
