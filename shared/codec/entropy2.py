@@ -3,7 +3,7 @@
 Status: work in progress (issue 14). It round-trips every profile and layout and codes the
 samples in fewer bytes than coder 1 (tests/shared/test_entropy2.py), but the encoder does not
 write it yet: on 768x512 photographs it takes about 120 ms each way against coder 1's 15-20,
-and it saves about 7-8 % where the issue asks for 15-20 %.
+and it saves about 5-7 % on Kodak (bench.entropy_coders) where the issue asks for 15-20 %.
 
 The coefficients travel band-major, as with coder 1, so a payload cut after any band still
 decodes. Each band is coded in *passes* (:mod:`.rans`); a pass's contexts use only what the
