@@ -67,29 +67,32 @@ def encode(passes: Sequence[Pass], lanes: int) -> Encoded:
     steps: list[npt.NDArray[np.uint8]] = []  # each step's bytes; steps in reverse order
     # Bytes emitted for each pass, to find where each pass ends in the decoder's stream.
     emitted = [0] * len(passes)
+    eight = np.uint64(8)
     for index in range(len(passes) - 1, -1, -1):
         starts = passes[index].starts.astype(np.uint64)
         freqs = passes[index].freqs.astype(np.uint64)
+        # A state at or above bound sheds a byte, at or above bound << 8 two (per pass, once).
+        bounds = freqs << np.uint64(_SHIFT)
+        bounds_two = bounds << eight
         count = starts.size
         for first in range(((count - 1) // lanes) * lanes if count else -1, -1, -lanes):
             stop = min(first + lanes, count)
             x = state[: stop - first]
-            freq = freqs[first:stop]
-            bound = freq << np.uint64(_SHIFT)
-            shed = (x >= bound).astype(np.int64) + (x >= bound << np.uint64(8))
-            if shed.any():
+            one = x >= bounds[first:stop]
+            if one.any():
                 # The decoder reads, lane by lane in ascending order, the last byte shed by
                 # every lane that shed one, then the first byte of those that shed two.
-                two = shed == 2
-                last = np.where(two, x >> np.uint64(8), x)[shed > 0]
+                two = x >= bounds_two[first:stop]
+                last = np.where(two, x >> eight, x)[one]
                 steps.append(
                     np.concatenate([last & np.uint64(0xFF), x[two] & np.uint64(0xFF)]).astype(
                         np.uint8
                     )
                 )
-                emitted[index] += int(shed.sum())
-                x >>= (shed * 8).astype(np.uint64)
-            x[:] = ((x // freq) << np.uint64(PRECISION_BITS)) + (x % freq) + starts[first:stop]
+                emitted[index] += int(np.count_nonzero(one)) + int(np.count_nonzero(two))
+                x >>= (one.astype(np.uint64) + two) * eight
+            quotient, remainder = np.divmod(x, freqs[first:stop])
+            x[:] = (quotient << np.uint64(PRECISION_BITS)) + remainder + starts[first:stop]
     body = np.concatenate(steps[::-1]) if steps else np.zeros(0, np.uint8)
     header = np.zeros((lanes, STATE_BYTES), dtype=np.uint8)
     for byte in range(STATE_BYTES):
