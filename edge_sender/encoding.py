@@ -31,7 +31,9 @@ def profile_for(settings: EncodeSettings, frame: Frame | None = None) -> Profile
     For a JPEG input the file's own quantisation tables replace the quality-scaled ones
     (lowpass and lossless), so the payload adds no second generation of quantisation loss.
     The coefficients are still re-derived from the decoded pixels (Pillow gives pixels, not
-    coefficients), so they can differ from the file's by the rounding of its IDCT, not more.
+    coefficients), so they differ from the file's wherever decoding rounded, clipped or
+    upsampled chroma: on Kodak saved by Pillow, by up to 4 quantisation steps at quality 75
+    and 11 at 90 (docs/reproducing-the-seeds.md, section 3), luma included.
     ``auto`` ignores them: its promise is about the picture, and it chooses its own tables.
     """
     tables = frame.jpeg_tables if frame is not None and settings.use_source_tables else None
