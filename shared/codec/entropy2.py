@@ -243,8 +243,10 @@ class _Walk:
         if truth is not None:
             flat = np.concatenate([t.reshape(-1, 64) for t in truth]).T.astype(np.int64)
             self.truth = np.concatenate([flat, np.zeros((64, 1), np.int64)], axis=1)
-        self.values = np.zeros((64, n), dtype=np.int32)
-        self.magnitude = np.zeros((64, n), dtype=np.int64)
+        # int16 holds every coefficient (|v| <= MAX_COEFFICIENT) in a quarter of int64's memory;
+        # sums of them are taken in int64 (numpy's sum widens small integers).
+        self.values = np.zeros((64, n), dtype=np.int16)
+        self.magnitude = np.zeros((64, n), dtype=np.int16)
         self.nonzero = np.zeros(n, dtype=np.int64)
         self.seen = np.zeros(n, dtype=np.int64)
         self.activity = np.zeros(n, dtype=np.int64)
@@ -254,7 +256,7 @@ class _Walk:
         out = []
         for c, (h, w) in enumerate(self.blocks.shapes):
             a, b = self.blocks.starts[c], self.blocks.starts[c + 1]
-            out.append(np.ascontiguousarray(self.values[:, a:b].T).reshape(h, w, 64))
+            out.append(self.values[:, a:b].T.astype(np.int32).reshape(h, w, 64))
         return out
 
     def steps(self) -> Generator[Step, I64, None]:

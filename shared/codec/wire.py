@@ -1,4 +1,8 @@
-"""Payload v1: the bytes on the wire.
+"""Payloads v1 and v2: the bytes on the wire.
+
+The two versions share this header; they differ in the entropy coder of the body, which the
+version fixes: v1 is coder 1 (``entropy.py``), v2 coder 2 (``entropy2.py``, context-modelled
+rANS with the committed priors ``coder2-priors-v1``). A decoder refuses any other pairing.
 
 All integers are big-endian. ``varint`` is unsigned LEB128.
 
@@ -6,10 +10,11 @@ All integers are big-endian. ``varint`` is unsigned LEB128.
 bytes    type         field
 =======  ===========  ==========================================================
 4        ``b"DCTL"``  magic
-1        u8           version (1); checked before anything else is read
+1        u8           version (1 or 2); checked before anything else is read
 1        u8           profile kind (0 lowpass, 1 paper, 2 adaptive, 3 lossless, 4 auto)
 1        u8           layout (0 gray, 1 YCbCr 4:2:0, 2 YCbCr 4:4:4)
-1        u8           entropy coder id (1: context-sorted tokens + brotli)
+1        u8           entropy coder id (1: context-sorted tokens + brotli, with v1;
+                      2: context-modelled rANS, with v2)
 16       bytes        image id (UUID or ULID, 128 bits)
 8        i64          capture time, microseconds since the Unix epoch, UTC
 2        u16          width in pixels
@@ -60,6 +65,9 @@ from shared.codec.varint import read_varint, write_varint
 
 MAGIC = b"DCTL"
 VERSION = 1
+#: The payload version each entropy coder travels in.
+VERSION_OF_CODER = {1: 1, 2: 2}
+VERSIONS = frozenset(VERSION_OF_CODER.values())
 
 
 class FixedOffsets(NamedTuple):
@@ -139,7 +147,7 @@ def pack_header(header: Header, band_sizes: list[int]) -> bytes:
     out = bytearray(
         _FIXED.pack(
             MAGIC,
-            VERSION,
+            VERSION_OF_CODER[header.coder],
             header.profile,
             header.layout,
             header.coder,
@@ -190,10 +198,11 @@ def check_magic(data: memoryview) -> None:
         )
     _need(data, 0, OFFSET.version + 1, "magic and version")
     version = data[OFFSET.version]
-    if version != VERSION:
+    if version not in VERSIONS:
+        readable = " and ".join(str(v) for v in sorted(VERSIONS))
         raise PayloadError(
             PayloadErrorKind.BAD_VERSION,
-            f"unsupported payload version {version}; this build reads {VERSION}",
+            f"unsupported payload version {version}; this build reads {readable}",
             OFFSET.version,
         )
 
@@ -216,6 +225,14 @@ def unpack_header(data: memoryview) -> ParsedHeader:
         flags,
         device_len,
     ) = _FIXED.unpack_from(data, 0)
+    if coder not in VERSION_OF_CODER:
+        raise PayloadError(PayloadErrorKind.INVALID, f"unknown entropy coder {coder}", OFFSET.coder)
+    if VERSION_OF_CODER[coder] != data[OFFSET.version]:
+        raise PayloadError(
+            PayloadErrorKind.INVALID,
+            f"entropy coder {coder} does not travel in payload version {data[OFFSET.version]}",
+            OFFSET.coder,
+        )
     try:
         profile, layout = ProfileKind(kind), Layout(layout_id)
     except ValueError as exc:

@@ -44,7 +44,7 @@ def test_bad_magic(payload: bytes) -> None:
 
 
 def test_bad_version(payload: bytes) -> None:
-    error = _kind(_resealed(payload, wire.OFFSET.version, 2))
+    error = _kind(_resealed(payload, wire.OFFSET.version, 3))
     assert (error.kind, error.offset) == (Kind.BAD_VERSION, wire.OFFSET.version)
 
 

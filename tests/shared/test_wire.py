@@ -289,32 +289,38 @@ class TestExplicitTables:
 
 
 class TestVersionAndMagic:
-    def test_a_version_2_payload_names_its_version(self) -> None:
-        payload = _forge(_encode(_gray_8x8(), Profile.lossless()), 4, bytes([2]))
+    def test_a_version_3_payload_names_its_version(self) -> None:
+        payload = _forge(_encode(_gray_8x8(), Profile.lossless()), 4, bytes([3]))
 
-        with pytest.raises(PayloadError, match="version 2") as caught:
+        with pytest.raises(PayloadError, match="version 3") as caught:
             decode(payload)
         assert caught.value.offset == 4
 
     def test_the_version_is_checked_before_the_checksum(self) -> None:
-        # A v2 payload may lay out its body and trailer differently; a v1 reader must say
+        # A later version may lay out its body and trailer differently; this reader must say
         # "unsupported version", not "corrupted".
         payload = bytearray(_encode(_gray_8x8(), Profile.lossless()))
-        payload[4] = 2
+        payload[4] = 3
 
-        with pytest.raises(PayloadError, match="version 2"):
+        with pytest.raises(PayloadError, match="version 3"):
             decode(bytes(payload))
-        with pytest.raises(PayloadError, match="version 2"):
-            decode(b"DCTL\x02" + bytes(40))
+        with pytest.raises(PayloadError, match="version 3"):
+            decode(b"DCTL\x03" + bytes(40))
+
+    def test_each_coder_travels_only_in_its_own_version(self) -> None:
+        # Coder 1's bands under a v2 header (the CRC recomputed) are refused by name.
+        payload = _forge(_encode(_gray_8x8(), Profile.lossless()), 4, bytes([2]))
+        with pytest.raises(PayloadError, match="coder 1 does not travel in payload version 2"):
+            decode(payload)
 
     def test_the_magic_is_checked_before_the_checksum(self) -> None:
         with pytest.raises(PayloadError, match="magic"):
             decode(b"\x89PNG\r\n\x1a\n" + bytes(60))
 
-    def test_a_version_2_payload_is_refused_in_partial_mode_too(self) -> None:
+    def test_a_version_3_payload_is_refused_in_partial_mode_too(self) -> None:
         payload = _encode(_gray_8x8(), Profile.lossless())
-        with pytest.raises(PayloadError, match="version 2"):
-            decode(b"DCTL\x02" + payload[5:], allow_partial=True)
+        with pytest.raises(PayloadError, match="version 3"):
+            decode(b"DCTL\x03" + payload[5:], allow_partial=True)
 
 
 def _payload() -> bytes:
