@@ -96,6 +96,17 @@ class EncodeSettings(Section):
         description="For JPEG input, quantise with the file's own tables (lowpass, lossless;"
         " auto picks its own)",
     )
+    coder: Literal[1, 2] = Field(
+        default=1,
+        description="Entropy coder: 1 (payload v1, fast) or 2 (payload v2, context-modelled"
+        " rANS: about 6 % fewer bytes for several times the coding CPU; in progress)",
+    )
+
+    @field_validator("coder", mode="before")
+    @classmethod
+    def _coder_from_text(cls, value: object) -> object:
+        # Flags and environment variables arrive as text; the choices are numbers.
+        return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 class StatusSettings(Section):

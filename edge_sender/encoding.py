@@ -62,6 +62,7 @@ def encode_frame(frame: Frame, settings: EncodeSettings, device_id: str) -> Enco
         device_id=device_id,
         image_id=image_id,
         captured_at=frame.captured_at,
+        coder=settings.coder,
     )
     reference = None
     if profile.kind is ProfileKind.AUTO:

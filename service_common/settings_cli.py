@@ -203,5 +203,6 @@ def _add_argument(group: argparse._ArgumentGroup, option: Option) -> None:
             kwargs["choices"] = [str(c) for c in typing.get_args(annotation)]
             # argparse hides choices behind a metavar; the usage line should list them.
             kwargs["metavar"] = "{" + ",".join(kwargs["choices"]) + "}"
-    kwargs["help"] = f"{option.info.description} [env {env}; default {default_text(option.info)}]"
+    text = f"{option.info.description} [env {env}; default {default_text(option.info)}]"
+    kwargs["help"] = text.replace("%", "%%")  # argparse formats help with %
     group.add_argument(option.flag, **kwargs)

@@ -1,8 +1,9 @@
-"""The DCTLink codec: JPEG front end, retention profiles and payload v1.
+"""The DCTLink codec: JPEG front end, retention profiles and payloads v1 and v2.
 
 Public API (stable; external tools call exactly this)::
 
-    encode(image, profile, *, device_id="local", image_id=None, captured_at=None) -> bytes
+    encode(image, profile, *, device_id="local", image_id=None, captured_at=None, coder=1)
+        -> bytes
     decode(payload, *, limits=None, allow_partial=False) -> Decoded
     decode_header(payload) -> Header (checksum verified, bands not decoded)
     truncate(payload, bands) -> bytes

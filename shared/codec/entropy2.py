@@ -1,9 +1,10 @@
 """Entropy coder 2: context-modelled rANS, band by band (payload v2, coder id 2).
 
 Status: work in progress (issue 14). It round-trips every profile and layout and codes the
-samples in fewer bytes than coder 1 (tests/shared/test_entropy2.py), but the encoder does not
-write it yet: on 768x512 photographs it takes about 150 ms each way against coder 1's 15-20,
-and it saves about 5-7 % on Kodak (bench.entropy_coders) where the issue asks for 15-20 %.
+samples in fewer bytes than coder 1 (tests/shared/test_entropy2.py), and ``encode(...,
+coder=2)`` (the sender's ``encode.coder``) writes it as payload v2, but the default stays coder
+1: on 768x512 photographs coder 2 takes about 150 ms each way against coder 1's 15-20, and it
+saves about 5-7 % on Kodak (bench.entropy_coders) where the issue asks for 15-20 %.
 
 The coefficients travel band-major, as with coder 1, so a payload cut after any band still
 decodes. Each band is coded in *passes* (:mod:`.rans`); a pass's contexts use only what the

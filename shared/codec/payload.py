@@ -278,7 +278,7 @@ def decode(
     limits: DecodeLimits | None = None,
     allow_partial: bool = False,
 ) -> Decoded:
-    """Decode a payload v1; raises :class:`PayloadError` on anything malformed.
+    """Decode a payload (v1 or v2); raises :class:`PayloadError` on anything malformed.
 
     ``allow_partial`` accepts a stream cut after any band (no checksum then) and decodes the
     complete bands it holds.

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from collector import Collector
 from conftest import MosquittoFactory
@@ -99,6 +100,31 @@ def _assert_equal_to_direct_encoding(
                 captured_at=decoded.captured_at,
             )
         assert payload == expected, path.name
+
+
+def test_coder_2_sends_payload_v2_with_the_same_coefficients(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = _device()
+    paths = _inputs(tmp_path / "in", 2)
+    collector = Collector(mosquitto.port, f"dctlink/{device}/#")
+    try:
+        flags = _flags(mosquitto, device, tmp_path / "s.db")
+        sent = main(["send", *map(str, paths), *flags, "--encode-coder", "2", "--timeout", "30"])
+        assert sent == 0
+        assert collector.wait_for(lambda c: len(c.payloads) >= 2)
+        for payload in collector.payloads:
+            assert payload[4] == 2  # payload version 2
+            decoded = decode(payload)
+            path = next(
+                p for p in paths if int(p.stat().st_mtime) == int(decoded.captured_at.timestamp())
+            )
+            with Image.open(path) as image:
+                again = decode(encode(image.convert("RGB"), Profile.auto(75)))
+            for a, b in zip(decoded.coefficients, again.coefficients, strict=True):
+                assert np.array_equal(a, b)
+    finally:
+        collector.close()
 
 
 def test_send_delivers_every_image_equal_to_direct_encoding(

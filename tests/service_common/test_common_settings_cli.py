@@ -156,3 +156,13 @@ def test_version_names_the_program_and_the_installed_release(
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"t {dctlink_version()}\n"
     assert dctlink_version() != "0+unknown"  # the test environment installs the project
+
+
+def test_a_percent_sign_in_a_description_does_not_break_help() -> None:
+    class _Pct(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="DCTLINK_PCT__")
+        share: int = Field(default=5, description="about 6 % of the bytes")
+
+    parser = argparse.ArgumentParser(prog="p")
+    SettingsCli(_Pct).add_arguments(parser)
+    assert "about 6 % of the bytes" in " ".join(parser.format_help().split())
