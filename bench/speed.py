@@ -4,7 +4,8 @@
 
 Ours and Pillow's runs alternate in one process, so both see the same machine load; each
 figure is the median of ``--repeats`` runs. Pillow encodes baseline JPEG at quality 90 with
-4:2:0 chroma and default (not optimised) Huffman tables, as a camera would.
+4:2:0 chroma and default (not optimised) Huffman tables, as a camera would. The "coder 2" rows
+are the same profiles as payload v2 (entropy coder 2, work in progress), beside coder 1's.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from bench.rd import default_data, images_in, load
 from shared.codec import Profile, decode, encode
 
 SIZES: tuple[tuple[int, int], ...] = ((768, 512), (1920, 1080))
-PROFILES: tuple[tuple[str, Profile], ...] = (
-    ("auto q75 (default)", Profile.auto(75)),
-    ("adaptive 40 kB", Profile.adaptive(40_000)),
-    ("lowpass", Profile.lowpass()),
-    ("lossless q90", Profile.lossless(90)),
+#: (label, profile, entropy coder)
+PROFILES: tuple[tuple[str, Profile, int], ...] = (
+    ("auto q75 (default)", Profile.auto(75), 1),
+    ("auto q75 coder 2", Profile.auto(75), 2),
+    ("adaptive 40 kB", Profile.adaptive(40_000), 1),
+    ("lowpass", Profile.lowpass(), 1),
+    ("lossless q90", Profile.lossless(90), 1),
+    ("lossless q90 coder 2", Profile.lossless(90), 2),
 )
 
 
@@ -88,11 +92,13 @@ def _peak_mib(task: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def measure(pixels: Pixels, label: str, profile: Profile, repeats: int) -> Timing:
-    payload = encode(pixels, profile)
+def measure(pixels: Pixels, label: str, profile: Profile, repeats: int, coder: int = 1) -> Timing:
+    payload = encode(pixels, profile, coder=coder)
     jpeg = pillow_jpeg(pixels, 90, optimize=False)
     encode_s, jpeg_encode_s = interleaved(
-        lambda: encode(pixels, profile), lambda: pillow_jpeg(pixels, 90, optimize=False), repeats
+        lambda: encode(pixels, profile, coder=coder),
+        lambda: pillow_jpeg(pixels, 90, optimize=False),
+        repeats,
     )
     decode_s, jpeg_decode_s = interleaved(
         lambda: decode(payload).to_rgb(), lambda: decode_jpeg(jpeg), repeats
@@ -106,21 +112,21 @@ def measure(pixels: Pixels, label: str, profile: Profile, repeats: int) -> Timin
         jpeg_encode_s * 1e3,
         decode_s * 1e3,
         jpeg_decode_s * 1e3,
-        _peak_mib(lambda: encode(pixels, profile)),
+        _peak_mib(lambda: encode(pixels, profile, coder=coder)),
         _peak_mib(lambda: decode(payload).to_rgb()),
     )
 
 
 def table(timings: list[Timing]) -> str:
     header = (
-        f"{'size':<10}{'profile':<19}{'payload B':>10}{'JPEG B':>9}"
+        f"{'size':<10}{'profile':<21}{'payload B':>10}{'JPEG B':>9}"
         f"{'enc ms':>9}{'JPEG enc':>9}{'x':>7}{'dec ms':>9}{'JPEG dec':>9}{'x':>7}"
         f"{'enc MiB':>9}{'dec MiB':>9}"
     )
     lines = [header, "-" * len(header)]
     for t in timings:
         lines.append(
-            f"{t.size:<10}{t.profile:<19}{t.payload_bytes:>10}{t.jpeg_bytes:>9}"
+            f"{t.size:<10}{t.profile:<21}{t.payload_bytes:>10}{t.jpeg_bytes:>9}"
             f"{t.encode_ms:>9.1f}{t.jpeg_encode_ms:>9.1f}{t.encode_ms / t.jpeg_encode_ms:>7.1f}"
             f"{t.decode_ms:>9.1f}{t.jpeg_decode_ms:>9.1f}{t.decode_ms / t.jpeg_decode_ms:>7.1f}"
             f"{t.encode_peak_mib:>9.1f}{t.decode_peak_mib:>9.1f}"
@@ -154,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     timings = [
-        measure(speed_image(args.data, width, height), label, profile, args.repeats)
+        measure(speed_image(args.data, width, height), label, profile, args.repeats, coder)
         for width, height in args.size or SIZES
-        for label, profile in PROFILES
+        for label, profile, coder in PROFILES
     ]
     print(f"images from {args.data}; medians of {args.repeats} interleaved runs")
     print(table(timings))

@@ -142,6 +142,7 @@ def test_speed_runs_with_one_repeat(capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "64x48" in printed
     assert "lossless q90" in printed
+    assert "lossless q90 coder 2" in printed  # coder 2's rows beside coder 1's
     assert "max RSS" in printed
 
 
