@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 import pytest
+from codec_images import synthetic_image
 
 from shared.codec import DecodeLimits, Layout, PayloadError, Profile, decode, encode
 
@@ -32,38 +32,27 @@ FIXED_HEADER = 39  # magic .. device id length, see wire.py
 WIDTH_AT, HEIGHT_AT = 32, 34
 
 
-def _image(height: int, width: int, colour: bool, seed: int) -> npt.NDArray[np.uint8]:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    smooth = 128 + 90 * np.sin(x / 3.0) * np.cos(y / 4.0)
-    shape = (height, width, 3) if colour else (height, width)
-    noise = rng.normal(0, 20, size=shape)
-    base = smooth[:, :, None] if colour else smooth
-    pixels: npt.NDArray[np.uint8] = np.clip(base + noise, 0, 255).astype(np.uint8)
-    return pixels
-
-
 def _seed_payloads() -> dict[str, bytes]:
     """Valid small payloads: every profile and layout, explicit tables, odd sizes."""
     wide = (tuple(range(1, 65)), tuple(range(250, 314)))
     payloads = {
-        "gray-lossless-8x8": encode(_image(8, 8, False, 1), Profile.lossless(90)),
-        "420-lowpass-24x20": encode(_image(20, 24, True, 2), Profile.lowpass(75, 15, 6)),
+        "gray-lossless-8x8": encode(synthetic_image(8, 8, False, 1), Profile.lossless(90)),
+        "420-lowpass-24x20": encode(synthetic_image(20, 24, True, 2), Profile.lowpass(75, 15, 6)),
         "444-paper-17x9": encode(
-            _image(9, 17, True, 3), Profile.paper(50, 2, layout=Layout.YCBCR444)
+            synthetic_image(9, 17, True, 3), Profile.paper(50, 2, layout=Layout.YCBCR444)
         ),
         "gray-input-420-lossless-13x11": encode(
-            _image(11, 13, False, 4), Profile.lossless(50, layout=Layout.YCBCR420)
+            synthetic_image(11, 13, False, 4), Profile.lossless(50, layout=Layout.YCBCR420)
         ),
         "colour-input-gray-lowpass-16x16": encode(
-            _image(16, 16, True, 5), Profile.lowpass(90, 6, 3, layout=Layout.GRAY)
+            synthetic_image(16, 16, True, 5), Profile.lowpass(90, 6, 3, layout=Layout.GRAY)
         ),
-        "420-adaptive-32x32": encode(_image(32, 32, True, 6), Profile.adaptive(900)),
+        "420-adaptive-32x32": encode(synthetic_image(32, 32, True, 6), Profile.adaptive(900)),
         # auto: explicit tables with a promised quality, and the reference JPEG size varint
-        "420-auto-q60-40x24": encode(_image(24, 40, True, 8), Profile.auto(60)),
-        "gray-auto-q90-9x14": encode(_image(14, 9, False, 9), Profile.auto(90)),
+        "420-auto-q60-40x24": encode(synthetic_image(24, 40, True, 8), Profile.auto(60)),
+        "gray-auto-q90-9x14": encode(synthetic_image(14, 9, False, 9), Profile.auto(90)),
         "444-explicit-u16-tables-16x8": encode(
-            _image(8, 16, True, 7), Profile.lowpass(tables=wide, layout=Layout.YCBCR444)
+            synthetic_image(8, 16, True, 7), Profile.lowpass(tables=wide, layout=Layout.YCBCR444)
         ),
     }
     # Rebuilt with fixed metadata: encode's defaults (fresh id, current time) would make

@@ -10,8 +10,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
+from codec_images import synthetic_image
 from PIL import Image
 
 from shared.codec import (
@@ -28,17 +28,6 @@ from shared.codec import (
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.png"))
 LIMITS = DecodeLimits(max_width=256, max_height=256, max_pixels=1 << 16, max_payload_bytes=1 << 14)
 CASES = 10_000
-
-
-def _pixels(height: int, width: int, colour: bool, seed: int) -> npt.NDArray[np.uint8]:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    smooth = 128 + 70 * np.sin(x / 3.0) * np.cos(y / 4.0)
-    shape = (height, width, 3) if colour else (height, width)
-    noise = rng.normal(0, 15, size=shape)
-    base = smooth[..., None] if colour else smooth
-    pixels: npt.NDArray[np.uint8] = np.clip(base + noise, 0, 255).astype(np.uint8)
-    return pixels
 
 
 @pytest.mark.parametrize(
@@ -70,13 +59,13 @@ def test_v2_carries_the_same_coefficients_as_v1_in_fewer_bytes(profile: Profile)
 
 def test_an_unknown_coder_is_refused_before_anything_is_coded() -> None:
     with pytest.raises(ValueError, match="unknown entropy coder 3"):
-        encode(_pixels(8, 8, False, 0), Profile.lossless(), coder=3)
+        encode(synthetic_image(8, 8, False, 0), Profile.lossless(), coder=3)
 
 
 def _payloads() -> list[bytes]:
     out = []
     for seed, (height, width, colour) in enumerate([(8, 8, False), (8, 16, False), (16, 24, True)]):
-        pixels = _pixels(height, width, colour, seed)
+        pixels = synthetic_image(height, width, colour, seed)
         layout = Layout.YCBCR420 if colour else Layout.GRAY
         for profile in (
             Profile.lowpass(75, 6, 3, layout=layout),
