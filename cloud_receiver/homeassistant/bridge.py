@@ -36,6 +36,9 @@ class HomeAssistantBridge:
         self._announced: set[str] = set()
         self._pending: dict[str, ImageRecord] = {}
         self._lock = threading.Lock()
+        # Held while a device's messages go out, so a removal's clears never land between
+        # (and get undone by) the publishes of an image already being sent.
+        self._sending = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="homeassistant", daemon=True)
@@ -58,15 +61,16 @@ class HomeAssistantBridge:
 
     def forget(self, device_id: str) -> None:
         """Clear the device's retained discovery, picture and state: Home Assistant drops it."""
-        with self._lock:
-            self._pending.pop(device_id, None)
-            self._announced.discard(device_id)
-        version = dctlink_version()
-        for topic in configs(self._ha, self._settings.topic_prefix, device_id, version):
-            self._publish(topic, b"", True)
-        where = topics(self._settings.topic_prefix, device_id)
-        for topic in (where.image, where.url, where.state):
-            self._publish(topic, b"", True)
+        with self._sending:
+            with self._lock:
+                self._pending.pop(device_id, None)
+                self._announced.discard(device_id)
+            version = dctlink_version()
+            for topic in configs(self._ha, self._settings.topic_prefix, device_id, version):
+                self._publish(topic, b"", True)
+            where = topics(self._settings.topic_prefix, device_id)
+            for topic in (where.image, where.url, where.state):
+                self._publish(topic, b"", True)
 
     # -- the bridge's thread ----------------------------------------------------------------
 
@@ -74,15 +78,21 @@ class HomeAssistantBridge:
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            for record in batch.values():
-                try:
-                    self._send(record)
-                except Exception:  # one bad image must not end the bridge
-                    log.exception(
-                        "home assistant publish failed", extra={"fields": {"image_id": record.id}}
-                    )
+            while not self._stop.is_set():
+                # One device at a time, taken and sent under _sending: a removal then comes
+                # wholly before or wholly after, never between taking and sending.
+                with self._sending:
+                    with self._lock:
+                        if not self._pending:
+                            break
+                        _, record = self._pending.popitem()
+                    try:
+                        self._send(record)
+                    except Exception:  # one bad image must not end the bridge
+                        log.exception(
+                            "home assistant publish failed",
+                            extra={"fields": {"image_id": record.id}},
+                        )
 
     def _send(self, record: ImageRecord) -> None:
         device = record.device_id

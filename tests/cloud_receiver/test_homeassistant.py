@@ -133,6 +133,10 @@ def test_each_camera_appears_with_its_picture_savings_and_availability(
     # Removing the device clears its retained discovery: Home Assistant deletes the entities.
     assert client.delete(f"/api/v1/devices/{device}", headers=ADMIN).status_code == 204
     assert wait_until(lambda: home.get(image_config) == b"", timeout_s=20)
+    # The state topic is cleared last, and one client's publishes arrive in order: once it
+    # is empty, every retained message of the device is gone from the broker.
+    state_topic = sensors["bytes_saved"]["state_topic"]
+    assert wait_until(lambda: home.get(state_topic) == b"", timeout_s=20)
     later = HomeAssistant(mosquitto, prefix)
     try:
         # A Home Assistant starting now finds nothing retained for the device.
