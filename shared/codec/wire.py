@@ -30,7 +30,10 @@ n        UTF-8        device id
 channel               reserved, see below), anchor spacing in blocks (1..255 with anchors,
                       else 0)
 [1+]     u8, tables   if flag 0: table count t (1 or 2), then per table a precision
-                      byte (0: 64 x u8, 1: 64 x u16) and 64 steps in natural order
+                      byte and the table: 0: 64 x u8 steps, 1: 64 x u16 steps, both
+                      in natural order; 2 (v2 only, what v2 encoders write): the
+                      first step in zigzag order as a varint, then 63 zigzag-order
+                      differences in Exp-Golomb codes, padded to a byte (tablecode.py)
 [varint]  varint      if flag 1: bytes of the libjpeg JPEG (Pillow, optimised Huffman,
                       4:2:0) of the same image at ``quality``, measured by the sender
 1        u8           bands present B (1..64; fewer than kept when the stream was cut)
@@ -61,6 +64,7 @@ from shared.codec.coefficients import Retention, TableArray
 from shared.codec.errors import PayloadError, PayloadErrorKind
 from shared.codec.profiles import DcMode, Layout, ProfileKind
 from shared.codec.quantisation import standard_tables
+from shared.codec.tablecode import pack_table, unpack_table
 from shared.codec.varint import read_varint, write_varint
 
 MAGIC = b"DCTL"
@@ -96,6 +100,8 @@ OFFSET = FixedOffsets(
 """Where each fixed-header field starts, derived from ``_FIXED``; error offsets use these."""
 _CRC = struct.Struct(">I")
 _FLAG_REFERENCE = 2
+#: Table precision bytes: plain u8, plain u16, and (payload v2 only) Exp-Golomb deltas.
+_TABLE_U8, _TABLE_U16, _TABLE_DELTAS = 0, 1, 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,8 +173,12 @@ def pack_header(header: Header, band_sizes: list[int]) -> bytes:
     if header.explicit_tables:
         out.append(len(header.tables))
         for table in header.tables:
+            if header.coder == 2:
+                out.append(_TABLE_DELTAS)
+                out += pack_table(table)
+                continue
             wide = bool(table.max() > 255)
-            out.append(int(wide))
+            out.append(_TABLE_U16 if wide else _TABLE_U8)
             out += table.astype(">u2" if wide else "u1").tobytes()
     if header.reference_jpeg_bytes is not None:
         out += write_varint(header.reference_jpeg_bytes)
@@ -280,12 +290,18 @@ def unpack_header(data: memoryview) -> ParsedHeader:
                 PayloadErrorKind.INVALID, f"table count {count} is not 1 or 2", pos - 1
             )
         parsed = []
+        deltas_allowed = VERSION_OF_CODER[coder] == 2
         for _ in range(count):
             _need(data, pos, 1, "table precision")
             wide = data[pos]
-            if wide > 1:
+            if wide == _TABLE_DELTAS and deltas_allowed:
+                table, pos = unpack_table(data, pos + 1)
+                parsed.append(table)
+                continue
+            if wide > _TABLE_U16:
+                allowed = "0, 1 or 2" if deltas_allowed else "0 or 1"
                 raise PayloadError(
-                    PayloadErrorKind.INVALID, f"table precision {wide} is not 0 or 1", pos
+                    PayloadErrorKind.INVALID, f"table precision {wide} is not {allowed}", pos
                 )
             size = 128 if wide else 64
             _need(data, pos + 1, size, "quantisation table")
