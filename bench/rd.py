@@ -101,6 +101,13 @@ class Source:
 class RatePoint:
     name: str
     profile: Callable[[Source], Profile]
+    #: The entropy coder (payload v1 or v2); coder 2 points code the same coefficients.
+    coder: int = 1
+
+
+def family(point: str) -> str:
+    """The curve a rate point belongs to: its name up to the first '-' (``lowpass``)."""
+    return point.partition("-")[0]
 
 
 def _lowpass(luma_keep: int, chroma_keep: int) -> RatePoint:
@@ -131,6 +138,16 @@ def _auto(factory: Callable[..., Profile], quality: int) -> RatePoint:
     return RatePoint(f"auto-q{quality}", lambda _: factory(quality=quality))
 
 
+#: Curves whose coefficients are coded by entropy coder 2 (payload v2) too, side by side with
+#: coder 1's: the same rate points, named ``<curve>+coder2-...``.
+CODER2_CURVES: tuple[str, ...] = ("auto", "lossless")
+
+
+def with_coder2(point: RatePoint) -> RatePoint:
+    curve, _, rest = point.name.partition("-")
+    return replace(point, name=f"{curve}+coder2-{rest}", coder=2)
+
+
 RATE_POINTS: tuple[RatePoint, ...] = (
     _lowpass(28, 10),
     _lowpass(15, 6),
@@ -147,6 +164,7 @@ RATE_POINTS: tuple[RatePoint, ...] = (
     _adaptive(70),
     *(() if _AUTO is None else tuple(_auto(_AUTO, q) for q in AUTO_QUALITIES)),
 )
+RATE_POINTS += tuple(with_coder2(p) for p in RATE_POINTS if family(p.name) in CODER2_CURVES)
 
 #: The ``--quick`` subset of :data:`RATE_POINTS`, by name.
 QUICK_POINTS: tuple[str, ...] = (
@@ -161,11 +179,11 @@ QUICK_POINTS: tuple[str, ...] = (
     "adaptive-70pct",
     *(f"auto-q{q}" for q in QUICK_AUTO_QUALITIES if _AUTO is not None),
 )
-
-
-def family(point: str) -> str:
-    """The curve a rate point belongs to: its name up to the first '-' (``lowpass``)."""
-    return point.partition("-")[0]
+QUICK_POINTS += tuple(
+    with_coder2(p).name
+    for p in RATE_POINTS
+    if p.name in QUICK_POINTS and family(p.name) in CODER2_CURVES
+)
 
 
 def add_network_stage(name: str, model: Path) -> None:
@@ -186,6 +204,7 @@ def fields() -> tuple[str, ...]:
 _FIELDS_BEFORE: tuple[str, ...] = (
     "image",
     "rate_point",
+    "coder",
     "profile",
     "layout",
     "quality",
@@ -226,13 +245,14 @@ def load(path: Path) -> Pixels:
 
 def measure(source: Source, point: RatePoint, workdir: Path) -> Row:
     """Encode one image at one rate point and score it and its JPEG baselines."""
-    payload = encode(source.pixels, point.profile(source))
+    payload = encode(source.pixels, point.profile(source), coder=point.coder)
     decoded = decode(payload)
     reference = codec_view(source.pixels, decoded.layout)
     pixels = decoded.width * decoded.height
     row: Row = {
         "image": source.name,
         "rate_point": point.name,
+        "coder": point.coder,
         "profile": decoded.profile.name.lower(),
         "layout": decoded.layout.name.lower(),
         "quality": decoded.quality,
@@ -312,7 +332,7 @@ def encode_cpu(path: Path, plan: Plan) -> dict[str, float]:
     }
     for point in plan.points:
         # The profile is built outside the timed call: the Pi builds it once, not per frame.
-        tasks[point.name] = partial(encode, pixels, point.profile(source))
+        tasks[point.name] = partial(encode, pixels, point.profile(source), coder=point.coder)
     seconds = interleaved_cpu(tasks, plan.repeats)
     reference = seconds[BASELINE]
     return {name: value / reference for name, value in seconds.items()}

@@ -36,12 +36,37 @@ HEADLINES: tuple[tuple[str, str, str], ...] = (
     ("lossless-q75", "ratio_to_jpeg", "lossless q75 payload / Pillow JPEG q75 (optimize=True)"),
     ("lossless-q90", "ratio_to_jpeg", "lossless q90 payload / Pillow JPEG q90 (optimize=True)"),
     (
+        "lossless+coder2-q75",
+        "ratio_to_jpeg",
+        "lossless q75 payload with coder 2 / Pillow JPEG q75 (optimize=True)",
+    ),
+    (
+        "lossless+coder2-q90",
+        "ratio_to_jpeg",
+        "lossless q90 payload with coder 2 / Pillow JPEG q90 (optimize=True)",
+    ),
+    (
         "lowpass-q90-15-6",
         "ratio_to_truncated_jpeg",
         "lowpass q90 (15, 6) payload / JPEG of the same truncated coefficients "
         "(libjpeg, optimised Huffman)",
     ),
 )
+
+
+#: Rate points whose coder 2 twin (``<curve>+coder2-...``) gets a bytes ratio headline.
+CODER2_HEADLINES: tuple[str, ...] = ("auto-q75", "lossless-q75", "lossless-q90")
+
+
+def coder2_ratio(rows: Sequence[Row], point: str) -> float | None:
+    """Mean per-image bytes of ``point`` coded by coder 2 over coder 1 (same coefficients)."""
+    curve, _, rest = point.partition("-")
+    one = {r["image"]: r["payload_bytes"] for r in rows if r["rate_point"] == point}
+    two = {
+        r["image"]: r["payload_bytes"] for r in rows if r["rate_point"] == f"{curve}+coder2-{rest}"
+    }
+    ratios = [float(two[i]) / float(one[i]) for i in one.keys() & two.keys()]  # type: ignore[arg-type]
+    return sum(ratios) / len(ratios) if ratios else None
 
 
 def mean(rows: Sequence[Row], column: str) -> float | None:
@@ -115,6 +140,13 @@ def summary_markdown(
         value = mean([r for r in rows if r["rate_point"] == point], column)
         if value is not None:
             lines.append(f"- {label}: **{value:.3f}**")
+    for point in CODER2_HEADLINES:
+        ratio = coder2_ratio(rows, point)
+        if ratio is not None:
+            name = point.replace("-q", " q")
+            lines.append(
+                f"- {name} payload, coder 2 / coder 1 (same coefficients): **{ratio:.3f}**"
+            )
     if bd:
         lines += ["", *bd_markdown(bd), "## Per rate point"]
     quality_headers = [f"{m} {s}" for s in stages for m in ("PSNR", "SSIM")]

@@ -32,11 +32,29 @@ def test_rd_writes_csv_summary_and_plot(tmp_path: Path) -> None:
         assert float(row["psnr_received"]) > 10
         assert 0 < float(row["ssim_received"]) <= 1
         assert float(row["ratio_to_truncated_jpeg"]) > 0
-    lossless = {r["rate_point"]: r for r in rows if r["profile"] == "lossless"}
+    lossless = {r["rate_point"]: r for r in rows if rd.family(r["rate_point"]) == "lossless"}
     assert set(lossless) == {"lossless-q30", "lossless-q50", "lossless-q75", "lossless-q90"}
     assert all(float(r["ratio_to_jpeg"]) > 0 for r in lossless.values())
+    # Coder 2 codes the very same coefficients as coder 1, in fewer bytes over each curve.
+    by_point = {r["rate_point"]: r for r in rows}
+    for curve in rd.CODER2_CURVES:
+        pairs = [
+            (r, by_point[r["rate_point"].replace(f"{curve}+coder2-", f"{curve}-")])
+            for r in rows
+            if rd.family(r["rate_point"]) == f"{curve}+coder2"
+        ]
+        assert pairs
+        for two, one in pairs:
+            assert (two["coder"], one["coder"]) == ("2", "1")
+            assert two["psnr_classical"] == one["psnr_classical"]
+            assert two["quality"] == one["quality"]
+        assert sum(int(t["payload_bytes"]) for t, _ in pairs) < sum(
+            int(o["payload_bytes"]) for _, o in pairs
+        )
     summary = (out / "rd.md").read_text()
     assert "lossless q75 payload / Pillow JPEG q75" in summary
+    assert "lossless q90 payload with coder 2 / Pillow JPEG q90" in summary
+    assert "auto q75 payload, coder 2 / coder 1 (same coefficients)" in summary
     assert "lowpass q90 (15, 6) payload / JPEG of the same truncated coefficients" in summary
     _check_codecs_and_bd_rates(out)
 
@@ -155,6 +173,13 @@ def test_rate_points_are_unique_and_grouped_into_curves() -> None:
     # The auto points appear exactly when shared.codec has Profile.auto.
     expected = [f"auto-q{q}" for q in rd.AUTO_QUALITIES] if hasattr(Profile, "auto") else []
     assert auto == expected
+    # Every auto and lossless point also runs with coder 2, under its own curve.
+    coder2 = [p for p in rd.RATE_POINTS if p.coder == 2]
+    assert [p.name for p in coder2] == [
+        rd.with_coder2(p).name for p in rd.RATE_POINTS if rd.family(p.name) in rd.CODER2_CURVES
+    ]
+    assert "auto+coder2-q75" in names
+    assert "lossless+coder2-q90" in rd.QUICK_POINTS
 
 
 def test_rd_rejects_unknown_codecs_and_points(tmp_path: Path) -> None:
