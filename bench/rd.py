@@ -17,13 +17,19 @@ reconstruction (the model card's DnCNN column).
 for every DCTLink curve (the rate points sharing a name prefix, such as ``lowpass``) at every
 stage and for every other codec, with each one's encode CPU time on a 768x512 image as a
 multiple of libjpeg-turbo's at quality 75 (bench.cputime; ``--repeats`` interleaved rounds,
-0 skips timing). The gray ``paper`` point is left out of the BD-rates: its anchor would be a
+0 skips timing). A second table gives each stage after ``classical`` against ``classical``
+on the same payloads: what the network stage alone is worth, as a BD-rate. The gray
+``paper`` point is left out of the BD-rates: its anchor would be a
 gray JPEG, and no other codec here codes gray. The per-rate-point table follows.
 
 ``--quick`` (a couple of minutes on two cores) keeps the first 4 images (unless ``--limit``),
 sweeps each codec over 6 qualities instead of 12, keeps 9 rate points plus 4 ``auto`` ones
 (dropping lowpass-q90-10-3, lossless-q30, the gray paper point and 5 of the 9 ``auto`` points)
-and times 3 rounds instead of 7. ``--codecs``, ``--qualities`` and ``--points`` (names or
+and the coder 2 twins of the auto and lossless points it keeps, and times 3 rounds instead of 7.
+
+Coder 2 (payload v2) codes the ``auto`` and ``lossless`` points a second time, as the curves
+``auto+coder2`` and ``lossless+coder2``: the same coefficients, so the same quality, in its
+own bytes. ``--codecs``, ``--qualities`` and ``--points`` (names or
 prefixes) narrow a run further; the libjpeg-turbo anchor is always swept.
 """
 
@@ -360,6 +366,26 @@ def bd_rows(rows: Sequence[Row], codec_rows: Sequence[Row], cpu: dict[str, float
     return table
 
 
+def stage_bd_rows(rows: Sequence[Row]) -> list[BdRow]:
+    """Per colour curve, each stage after ``classical`` against ``classical`` itself."""
+    later = [s for s in STAGES if s not in ("received", "classical")]
+    table: list[BdRow] = []
+    colour = [r for r in rows if r["layout"] != "gray"]
+    for curve in dict.fromkeys(family(str(r["rate_point"])) for r in colour):
+        group = [r for r in colour if family(str(r["rate_point"])) == curve]
+        for stage in later:
+            psnr_bd, ssim_bd = (
+                summarise(
+                    points_by_image(group, f"{m}_classical"), points_by_image(group, f"{m}_{stage}")
+                )
+                for m in ("psnr", "ssim")
+            )
+            table.append(
+                BdRow(f"DCTLink {curve}: {stage} against classical", psnr_bd, ssim_bd, None)
+            )
+    return table
+
+
 def run(paths: Sequence[Path], out: Path, plan: Plan | None = None) -> list[Row]:
     plan = plan or Plan()
     codecs = order(plan.codecs)
@@ -398,7 +424,9 @@ def run(paths: Sequence[Path], out: Path, plan: Plan | None = None) -> list[Row]
     cpu = encode_cpu(paths[0], replace(plan, codecs=tuple(codecs)))
     names = [p.name for p in plan.points]
     table = bd_rows(rows, codec_rows, cpu)
-    write_summary(rows, names, tuple(STAGES), out / "rd.md", bd=table, cpu=cpu)
+    write_summary(
+        rows, names, tuple(STAGES), out / "rd.md", bd=table, cpu=cpu, stages_bd=stage_bd_rows(rows)
+    )
     write_plot(rows, tuple(STAGES), out / "rd.png", codec_rows=codec_rows)
     return rows
 

@@ -59,10 +59,12 @@ def test_rd_writes_csv_summary_and_plot(tmp_path: Path) -> None:
     _check_codecs_and_bd_rates(out)
 
 
-def _bd_table(summary: str) -> dict[str, list[str]]:
-    """The BD-rate table's cells by curve name."""
-    block = summary.partition("## BD-rate against libjpeg-turbo")[2]
-    block = block.partition("## Per rate point")[0]
+def _bd_table(
+    summary: str, title: str = "## BD-rate against libjpeg-turbo"
+) -> dict[str, list[str]]:
+    """The cells of the BD-rate table under ``title``, by curve name."""
+    block = summary.partition(title)[2]
+    block = block.partition("\n## ")[0]
     lines = [line for line in block.splitlines() if line.startswith("| ")][1:]
     return {
         cells[0]: cells[1:]
@@ -92,6 +94,10 @@ def _check_codecs_and_bd_rates(out: Path) -> None:
         for stage in rd.STAGES:
             assert f"DCTLink {curve} ({stage})" in table
     assert not any("paper" in curve for curve in table)  # gray: no colour anchor
+    # The network stage against the classical one, on the same payloads, per curve.
+    stages = _bd_table((out / "rd.md").read_text(), "## Later stages against classical recovery")
+    assert "DCTLink auto: enhanced against classical" in stages
+    assert "DCTLink auto: classical against classical" not in stages
 
 
 def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) -> None:
