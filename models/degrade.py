@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +25,14 @@ from shared.codec.colour import luma
 Pixels = npt.NDArray[np.uint8]
 Float = npt.NDArray[np.float32]
 
-#: Profile kinds and how often each is drawn; lossless payloads still gain from deblocking.
-KIND_WEIGHTS = {"lowpass": 0.4, "paper": 0.2, "adaptive": 0.3, "lossless": 0.1}
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "train"
+
+#: Profile kinds and how often each is drawn: what the edge sends by default (issue 15).
+KIND_WEIGHTS = {"auto": 0.8, "adaptive": 0.2}
+#: ``auto`` qualities drawn uniformly over the range the edge offers.
+AUTO_QUALITIES = (20, 95)
+#: ``adaptive`` budgets as fractions of the region's Pillow q90 JPEG.
+ADAPTIVE_BUDGETS = (0.15, 0.7)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,14 @@ class Pair:
     profile: Profile
 
 
+def load_images(folder: Path) -> list[Pixels]:
+    """The .png photographs in ``folder`` as RGB arrays, sorted by name (the split's order)."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+    if not paths:
+        raise SystemExit(f"no .png training images in {folder}")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
 def jpeg_q90_bytes(pixels: Pixels) -> int:
     """Bytes of Pillow's quality-90 JPEG, the reference adaptive budgets are fractions of."""
     buffer = io.BytesIO()
@@ -46,23 +61,26 @@ def jpeg_q90_bytes(pixels: Pixels) -> int:
 
 
 def sample_profile(rng: np.random.Generator, region: Pixels) -> Profile:
-    """A profile drawn over the ranges users run (issue 6), for this region."""
+    """A profile drawn over the ranges the edge's default sends, for this region.
+
+    Mostly colour 4:2:0 (what ``auto`` picks for colour input), with some 4:4:4 and gray.
+    """
     kind = rng.choice(list(KIND_WEIGHTS), p=list(KIND_WEIGHTS.values()))
-    if kind == "paper":
-        # The paper's experiments are grayscale; colour payloads with anchors exist too.
-        layout = Layout.GRAY if rng.random() < 0.6 else Layout.YCBCR420
-        return Profile.paper(int(rng.integers(30, 91)), int(rng.integers(4, 17)), layout=layout)
     roll = rng.random()
     layout = Layout.GRAY if roll < 0.1 else Layout.YCBCR444 if roll < 0.2 else Layout.YCBCR420
-    if kind == "lowpass":
-        luma_keep = int(rng.integers(3, 37))
-        chroma_keep = int(rng.integers(1, min(15, luma_keep) + 1))
-        return Profile.lowpass(int(rng.integers(50, 96)), luma_keep, chroma_keep, layout=layout)
-    if kind == "adaptive":
-        reference = target_pixels(region, layout)
-        budget = round(jpeg_q90_bytes(reference) * rng.uniform(0.2, 0.8))
-        return Profile.adaptive(max(64, budget), layout=layout)
-    return Profile.lossless(int(rng.integers(50, 96)), layout=layout)
+    if kind == "auto":
+        low, high = AUTO_QUALITIES
+        return Profile.auto(int(rng.integers(low, high + 1)), layout=layout)
+    reference = target_pixels(region, layout)
+    budget = round(jpeg_q90_bytes(reference) * rng.uniform(*ADAPTIVE_BUDGETS))
+    return Profile.adaptive(max(64, budget), layout=layout)
+
+
+def describe(profile: Profile) -> str:
+    """A short name for logs and the cache, e.g. ``auto-q45-420`` or ``adaptive-9000B-gray``."""
+    layout = {Layout.GRAY: "gray", Layout.YCBCR444: "444", Layout.YCBCR420: "420", None: "420"}
+    rate = f"{profile.max_bytes}B" if profile.max_bytes else f"q{profile.quality}"
+    return f"{profile.kind.name.lower()}-{rate}-{layout[profile.layout]}"
 
 
 def target_pixels(region: Pixels, layout: Layout) -> Pixels:

@@ -1,14 +1,21 @@
 """Train a recovery network on codec-degraded crops of the training photographs.
 
-    python -m models.train --arch dctlink --out out/train/dctlink [--resume]
+    python -m models.train [--resume] [--minutes M] [--steps N]
 
-Every batch is made on the fly: a random region of a training photograph, flipped or turned,
-goes through the real codec with a profile sampled by :mod:`models.degrade` and through the
-receiver's classical recovery; patches of it are the batch. The last ``--holdout`` photographs
-(sorted by name) never train: they are the validation set, degraded once with fixed profiles,
-whose PSNR is logged after every epoch to ``log.jsonl``. ``last.pt`` is saved after every
-epoch (and when ``--minutes`` runs out), ``best.pt`` whenever validation PSNR improves; with
-``--resume`` a run continues from ``last.pt`` exactly where it stopped, same random streams.
+The training pairs come from :mod:`models.pairs`: regions of the training photographs through
+the real codec, with the profiles the edge sends by default (``auto`` at quality 20-95 and
+``adaptive`` budgets), and through the receiver's classical recovery, computed once into a
+cache under ``--cache`` (built on first use) and reused for every epoch. Each batch is random
+16-pixel-aligned patches of cached regions, flipped or turned. The loss is the mean squared
+error, which is what PSNR measures. The last ``--holdout`` photographs (sorted by name) never
+train: they are the validation set, degraded once at fixed rate points, whose PSNR is logged
+after every epoch to ``log.jsonl``. ``last.pt`` is saved after every epoch (and when
+``--minutes`` runs out), ``best.pt`` whenever the validation gain improves; with ``--resume`` a
+run continues from ``last.pt`` exactly where it stopped, same random streams. Where ``OUT`` has
+no ``last.pt`` (a fresh clone), ``--resume`` starts from the committed checkpoint
+``models/checkpoints/dctlink-v2.pt``, the ``last.pt`` of the latest training stretch; pass a
+larger ``--steps`` to train beyond that stretch's schedule (the learning rate then follows
+the longer schedule's cosine from the step reached).
 """
 
 from __future__ import annotations
@@ -26,16 +33,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from models.architecture import build, multiply_adds, parameters
-from models.degrade import Pair, augment, degrade, jpeg_q90_bytes, sample_profile, target_pixels
+from models.degrade import (
+    DEFAULT_DATA,
+    Pair,
+    degrade,
+    jpeg_q90_bytes,
+    load_images,
+    target_pixels,
+)
+from models.pairs import PairCache, cached_pairs, sample_batch
 from shared.codec import Layout, Profile
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "train"
 Pixels = npt.NDArray[np.uint8]
 
 
@@ -49,9 +61,10 @@ class Options:
     batch: int
     patch: int
     region: int
-    region_patches: int
+    regions: int
+    cache: str
+    workers: int
     lr: float
-    epsilon: float
     seed: int
     holdout: int
     validation_size: int
@@ -60,60 +73,27 @@ class Options:
     stop_at: int | None
 
 
-def load_images(folder: Path) -> list[Pixels]:
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
-    if not paths:
-        raise SystemExit(f"no .png training images in {folder}")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-
-
-def _aligned(rng: np.random.Generator, room: int) -> int:
-    """A random offset in [0, room] on the 16-pixel coding grid the receiver's tiles keep."""
-    return int(rng.integers(0, room // 16 + 1)) * 16
-
-
 def batches(
-    images: Sequence[Pixels], options: Options, rng: np.random.Generator
+    cache: PairCache, options: Options, rng: np.random.Generator
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """Endless (image, condition, target) batches, ``region_patches`` patches per region.
-
-    Few patches per region keep several profiles in every batch: with a whole batch from one
-    region (one profile), the network learned to leave every image as it was.
-    """
+    """Endless (image, condition, target) batches of random patches of the cached pairs."""
     while True:
-        pairs: list[tuple[Pair, int, int]] = []
-        while len(pairs) < options.batch:
-            source = images[int(rng.integers(len(images)))]
-            size = min(options.region, *source.shape[:2]) // 16 * 16
-            top, left = _aligned(rng, source.shape[0] - size), _aligned(rng, source.shape[1] - size)
-            region = augment(source[top : top + size, left : left + size], rng)
-            pair = degrade(region, sample_profile(rng, region))
-            for _ in range(min(options.region_patches, options.batch - len(pairs))):
-                room = size - options.patch
-                pairs.append((pair, _aligned(rng, room), _aligned(rng, room)))
-        yield tuple(  # type: ignore[misc]  # three stacked tensors
-            torch.from_numpy(
-                np.stack(
-                    [
-                        getattr(p, name)[:, y : y + options.patch, x : x + options.patch]
-                        for p, y, x in pairs
-                    ]
-                )
-            )
-            for name in ("image", "condition", "target")
-        )
+        arrays = sample_batch(cache, rng, batch=options.batch, patch=options.patch)
+        yield tuple(torch.from_numpy(a) for a in arrays)  # type: ignore[misc]  # three tensors
+
+
+#: Validation rate points: ``auto`` over the edge's range, and two ``adaptive`` budgets.
+VALIDATION_AUTO_QUALITIES = (20, 30, 40, 50, 60, 75, 90)
+VALIDATION_BUDGETS = (0.25, 0.5)
 
 
 def validation_profiles(region: Pixels) -> dict[str, Profile]:
-    """Fixed rate points spanning the profiles, for a comparable number every epoch."""
-    reference = target_pixels(region, Layout.YCBCR420)
-    return {
-        "lowpass-q90-15-6": Profile.lowpass(90, 15, 6),
-        "lowpass-q60-6-2": Profile.lowpass(60, 6, 2),
-        "paper-q50-gray-a8": Profile.paper(50, 8, layout=Layout.GRAY),
-        "adaptive-40pct": Profile.adaptive(max(64, round(jpeg_q90_bytes(reference) * 0.4))),
-        "lossless-q75": Profile.lossless(75),
-    }
+    """Fixed rate points over what the edge sends, for a comparable number every epoch."""
+    points = {f"auto-q{q}": Profile.auto(q) for q in VALIDATION_AUTO_QUALITIES}
+    reference = jpeg_q90_bytes(target_pixels(region, Layout.YCBCR420))
+    for share in VALIDATION_BUDGETS:
+        points[f"adaptive-{share:.0%}"] = Profile.adaptive(max(64, round(reference * share)))
+    return points
 
 
 def validation_set(images: Sequence[Pixels], size: int) -> list[tuple[str, Pair]]:
@@ -155,19 +135,6 @@ def validate(model: nn.Module, pairs: Sequence[tuple[str, Pair]]) -> dict[str, f
     return result
 
 
-def charbonnier(prediction: Tensor, target: Tensor, epsilon: float) -> Tensor:
-    """Mean of sqrt(d^2 + eps^2): quadratic for |d| << eps, linear (L1-like) beyond.
-
-    ``--epsilon``'s default, 0.05 (13 grey levels), keeps nearly every error of a classical
-    reconstruction in the quadratic zone, so training chases the conditional mean, the
-    PSNR-optimal answer. With eps 1e-3 (practically L1) the network chased the conditional
-    median of the residual, which is zero almost everywhere: on the held-out photographs it
-    left every image unchanged (validation gain +0.000 dB after 1,000 steps, where eps 0.05
-    had +0.017 dB after 500).
-    """
-    return torch.mean(torch.sqrt((prediction - target) ** 2 + epsilon**2))
-
-
 def learning_rate(options: Options, step: int) -> float:
     """Linear warm-up over 100 steps, then cosine decay to 1 % over ``--steps``."""
     warm = min(1.0, (step + 1) / 100)
@@ -181,7 +148,18 @@ def save(path: Path, state: dict[str, Any]) -> None:
     temporary.replace(path)  # a crash mid-save never leaves a truncated checkpoint
 
 
-def train(options: Options, *, resume: bool) -> dict[str, Any]:
+#: The committed checkpoint a ``--resume`` without ``OUT/last.pt`` continues from.
+COMMITTED = Path(__file__).resolve().parent / "checkpoints" / "dctlink-v2.pt"
+
+
+def resume_point(out: Path, fallback: Path | None) -> Path | None:
+    """Where ``--resume`` continues from: ``OUT/last.pt``, else ``fallback`` if it exists."""
+    if (out / "last.pt").exists():
+        return out / "last.pt"
+    return fallback if fallback is not None and fallback.exists() else None
+
+
+def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) -> dict[str, Any]:
     torch.set_num_threads(options.threads)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +172,13 @@ def train(options: Options, *, resume: bool) -> dict[str, Any]:
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     rng = np.random.default_rng(options.seed)
     step, best = 0, -math.inf
-    if resume and (out / "last.pt").exists():
-        state = torch.load(out / "last.pt", weights_only=False)
+    source = resume_point(out, fallback) if resume else None
+    if source is not None:
+        state = torch.load(source, weights_only=False)
+        if state["arch"] != options.arch or state["config"] != getattr(model, "config", {}):
+            raise SystemExit(
+                f"{source} holds a {state['arch']} {state['config']}, not this network"
+            )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         rng.bit_generator.state = state["numpy_rng"]
@@ -207,8 +190,16 @@ def train(options: Options, *, resume: bool) -> dict[str, Any]:
         f"{len(training)} training and {len(held_out)} validation images; from step {step}",
         file=sys.stderr,
     )
+    cache = cached_pairs(
+        training,
+        Path(options.cache),
+        regions=options.regions,
+        size=options.region,
+        seed=options.seed,
+        workers=options.workers,
+    )
     validation = validation_set(held_out, options.validation_size)
-    stream = batches(training, options, rng)
+    stream = batches(cache, options, rng)
     deadline = time.monotonic() + 60 * options.minutes if options.minutes else math.inf
     model.train()
     progress = tqdm(total=options.steps, initial=step, unit="step", file=sys.stderr)
@@ -218,12 +209,12 @@ def train(options: Options, *, resume: bool) -> dict[str, Any]:
         image, condition, target = next(stream)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(options, step)
-        loss = charbonnier(model(image, condition), target, options.epsilon)
+        loss = torch.mean((model(image, condition) - target) ** 2)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
         optimiser.step()
         step += 1
-        epoch_loss.append(float(loss))
+        epoch_loss.append(loss.item())
         progress.update()
         progress.set_postfix(loss=f"{np.mean(epoch_loss[-50:]):.4f}")
         out_of_time = time.monotonic() >= deadline or step == options.stop_at
@@ -269,17 +260,18 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--arch", default="dctlink", choices=["dctlink", "dncnn"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of .png images")
     parser.add_argument("--out", type=Path, default=None, help="default out/train/<arch>")
-    parser.add_argument("--steps", type=int, default=4000, help="optimiser steps in all")
-    parser.add_argument("--epoch-steps", type=int, default=500, help="steps between validations")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=128, help="training patch side, pixels")
-    parser.add_argument("--region", type=int, default=256, help="side of each degraded region")
-    parser.add_argument("--region-patches", type=int, default=2, help="patches cut from a region")
-    parser.add_argument("--lr", type=float, default=2e-4, help="peak Adam learning rate")
-    parser.add_argument("--epsilon", type=float, default=0.05, help="Charbonnier epsilon (0-1)")
-    parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=40000, help="optimiser steps in all")
+    parser.add_argument("--epoch-steps", type=int, default=1000, help="steps between validations")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=96, help="training patch side, pixels")
+    parser.add_argument("--region", type=int, default=256, help="side of each cached region")
+    parser.add_argument("--regions", type=int, default=128, help="cached regions per photograph")
+    parser.add_argument("--cache", type=Path, default=Path("out/cache"), help="pair cache folder")
+    parser.add_argument("--workers", type=int, default=2, help="processes building the cache")
+    parser.add_argument("--lr", type=float, default=4e-4, help="peak Adam learning rate")
+    parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--holdout", type=int, default=5, help="last N images validate only")
-    parser.add_argument("--validation-size", type=int, default=256, help="validation crop side")
+    parser.add_argument("--validation-size", type=int, default=512, help="validation crop side")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--minutes", type=float, default=None, help="stop (resumably) after")
     parser.add_argument("--stop-at", type=int, default=None, help="stop (resumably) at step N")
@@ -287,7 +279,7 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
     args = parser.parse_args(argv)
     if args.patch % 16 or args.region < args.patch:
         parser.error("--patch must be a multiple of 16 and at most --region")
-    out = args.out or Path("out/train") / args.arch
+    out = args.out or Path("out/train") / f"{args.arch}-v2"
     options = Options(
         arch=args.arch,
         data=str(args.data),
@@ -297,9 +289,10 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         batch=args.batch,
         patch=args.patch,
         region=args.region,
-        region_patches=args.region_patches,
+        regions=args.regions,
+        cache=str(args.cache),
+        workers=args.workers,
         lr=args.lr,
-        epsilon=args.epsilon,
         seed=args.seed,
         holdout=args.holdout,
         validation_size=args.validation_size,

@@ -8,10 +8,10 @@ import torch
 from models.architecture import DctLinkNet, DnCNN, build, multiply_adds, parameters
 
 
-def test_dctlink_fits_one_twentieth_of_the_papers_dncnn() -> None:
+def test_dctlink_fits_the_cpu_budget() -> None:
     ours, paper = multiply_adds(DctLinkNet()), multiply_adds(DnCNN())
-    assert ours <= 11e9  # issue 6: at most 11 G multiply-adds for a 768x512 image
-    assert paper >= 20 * ours
+    assert ours <= 20e9  # issue 15: at most 20 G multiply-adds for a 768x512 image
+    assert paper >= 15 * ours
     # The paper's figure: about 0.55 M multiply-adds per pixel.
     assert paper / (768 * 512) == pytest.approx(0.56e6, rel=0.02)
 
@@ -23,13 +23,21 @@ def test_multiply_adds_count_what_each_convolution_computes() -> None:
     assert parameters(model) == 9 * 9 * 4 + 4 + 9 * 4 * 4 + 2 * 4 + 9 * 4 * 3 + 3
 
 
-def test_untrained_dctlink_stays_close_to_the_classical_image() -> None:
-    # A scaled-down output layer: training starts near "change nothing", not from noise.
+def test_untrained_dctlink_returns_the_classical_image() -> None:
+    # A zero output layer: training starts at "change nothing" and can only learn to help.
     torch.manual_seed(0)
     image, condition = torch.rand(1, 3, 24, 40), torch.rand(1, 6, 24, 40)
+    model = DctLinkNet()
     with torch.no_grad():
-        residual = DctLinkNet().eval()(image, condition) - image
-    assert 0 < float(residual.abs().max()) < 0.05
+        torch.testing.assert_close(model.eval()(image, condition), image, rtol=0, atol=0)
+    # ... yet one step of training moves it: the output layer gets gradients at once.
+    target = image + 0.1
+    loss = torch.mean((model.train()(image, condition) - target) ** 2)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
+    tail = model.tail[2]
+    assert isinstance(tail, torch.nn.Conv2d)
+    assert tail.weight.grad is not None
+    assert float(tail.weight.grad.abs().max()) > 0
 
 
 @pytest.mark.parametrize("name", ["dctlink", "dncnn"])

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cloud_receiver.recovery import Recovery
 from cloud_receiver.recovery.network import conditioning
-from models.degrade import augment, degrade, sample_profile, target_pixels
+from models.degrade import augment, degrade, describe, sample_profile, target_pixels
 from shared.codec import Layout, Profile, ProfileKind, decode, encode
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "kodim23-half.png"
@@ -23,8 +23,8 @@ def region() -> np.ndarray:
 
 @pytest.mark.parametrize(
     "profile",
-    [Profile.lowpass(90, 15, 6), Profile.paper(50, 4), Profile.lossless(75)],
-    ids=["lowpass", "paper", "lossless"],
+    [Profile.auto(40), Profile.adaptive(3000), Profile.lowpass(90, 15, 6), Profile.paper(50, 4)],
+    ids=["auto", "adaptive", "lowpass", "paper"],
 )
 def test_pairs_are_what_the_receiver_sees(region: np.ndarray, profile: Profile) -> None:
     pair = degrade(region, profile)
@@ -50,26 +50,19 @@ def test_gray_pairs_repeat_luma_and_say_chroma_is_exact(region: np.ndarray) -> N
     assert np.all(pair.condition[2:] == np.array([0, 1, 0, 1])[:, None, None])
 
 
-def test_profiles_are_drawn_over_the_issues_ranges(region: np.ndarray) -> None:
+def test_profiles_are_drawn_over_what_the_edge_sends(region: np.ndarray) -> None:
     rng = np.random.default_rng(3)
     drawn = [sample_profile(rng, region) for _ in range(400)]
-    kinds = {p.kind for p in drawn}
-    # v1's training drew the four kinds of issue 6; auto came later and is covered by the
-    # gate's measurement (models/gate.py), not by training pairs.
-    assert kinds == set(ProfileKind) - {ProfileKind.AUTO}
-    for p in drawn:
-        if p.kind is ProfileKind.LOWPASS:
-            assert 50 <= p.quality <= 95
-            assert 3 <= p.luma_keep <= 36
-            assert 1 <= p.chroma_keep <= 15
-        if p.kind is ProfileKind.PAPER:
-            assert 4 <= p.anchor_every <= 16
-        if p.kind is ProfileKind.ADAPTIVE:
-            assert p.max_bytes is not None
-            assert p.max_bytes >= 64
-    lowpass = [p for p in drawn if p.kind is ProfileKind.LOWPASS]
-    assert min(p.luma_keep for p in lowpass) <= 5
-    assert max(p.luma_keep for p in lowpass) >= 33
+    # Issue 15: the edge's default profile over its whole range, and adaptive budgets.
+    assert {p.kind for p in drawn} == {ProfileKind.AUTO, ProfileKind.ADAPTIVE}
+    qualities = [p.quality for p in drawn if p.kind is ProfileKind.AUTO]
+    assert min(qualities) <= 23
+    assert max(qualities) >= 92
+    assert all(20 <= q <= 95 for q in qualities)
+    assert all(p.max_bytes >= 64 for p in drawn if p.kind is ProfileKind.ADAPTIVE)  # type: ignore[operator]
+    assert {p.layout for p in drawn} == {Layout.YCBCR420, Layout.YCBCR444, Layout.GRAY}
+    assert describe(Profile.auto(45, layout=Layout.GRAY)) == "auto-q45-gray"
+    assert describe(Profile.adaptive(9000)) == "adaptive-9000B-420"
 
 
 def test_augment_draws_all_eight_orientations() -> None:

@@ -16,7 +16,7 @@ from models import export, train
 from models.architecture import build
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-TINY = ["--patch", "32", "--region", "64", "--batch", "2", "--holdout", "2"]
+TINY = ["--patch", "32", "--region", "64", "--regions", "2", "--batch", "2", "--holdout", "2"]
 TINY += ["--validation-size", "64", "--threads", "1", "--epoch-steps", "2", "--steps", "4"]
 
 
@@ -29,9 +29,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*TINY, "--data", str(data), "--out", str(out)]) == 0
+    assert train.main([*TINY, "--data", str(data), "--cache", str(cache), "--out", str(out)]) == 0
     return out
 
 
@@ -39,7 +44,8 @@ def test_a_run_logs_validation_and_saves_checkpoints(trained: Path) -> None:
     records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4]
     for record in records:
-        assert record["lowpass-q90-15-6/enhanced"] > 10
+        assert record["auto-q75/enhanced"] > 10
+        assert record["adaptive-50%/classical"] > 10
         assert record["gain"] == pytest.approx(
             np.mean(
                 [
@@ -54,17 +60,58 @@ def test_a_run_logs_validation_and_saves_checkpoints(trained: Path) -> None:
     assert (trained / "best.pt").exists()
 
 
+def test_the_pair_cache_is_built_once_and_reused(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    built = sorted(cache.glob("*.npz"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    again = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path)]
+    assert train.main(again) == 0
+    assert sorted(cache.glob("*.npz")) == built
+    assert built[0].stat().st_mtime_ns == stamp
+
+
 def test_resume_continues_exactly_where_the_run_stopped(
-    data: Path, trained: Path, tmp_path: Path
+    data: Path, cache: Path, trained: Path, tmp_path: Path
 ) -> None:
     # Two steps, stop, resume for two more: the same weights as four steps in one go.
-    assert train.main([*TINY, "--data", str(data), "--out", str(tmp_path), "--stop-at", "2"]) == 0
-    assert train.main([*TINY, "--data", str(data), "--out", str(tmp_path), "--resume"]) == 0
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path)]
+    assert train.main([*run, "--stop-at", "2"]) == 0
+    assert train.main([*run, "--resume"]) == 0
     resumed = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
     straight = torch.load(trained / "last.pt", weights_only=False)["model"]
     assert resumed.keys() == straight.keys()
     for name in straight:
         torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
+
+
+def test_resume_without_a_last_checkpoint_continues_from_the_committed_one(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    # A fresh clone has no OUT/last.pt: --resume then starts from the committed checkpoint.
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path)]
+    options, resume = train.parse([*run, "--steps", "6", "--resume"])
+    assert resume
+    result = train.train(options, resume=True, fallback=trained / "last.pt")
+    assert result["step"] == 6
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [6]
+    # Without --resume the committed checkpoint is never read.
+    fresh, _ = train.parse([*run, "--steps", "2", "--out", str(tmp_path / "fresh")])
+    assert train.train(fresh, resume=False, fallback=trained / "last.pt")["step"] == 2
+
+
+def test_resume_refuses_a_checkpoint_of_another_network(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    state = torch.load(trained / "last.pt", weights_only=False)
+    state["config"] = {**state["config"], "blocks": 1}
+    torch.save(state, tmp_path / "other.pt")
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path / "run")]
+    options, _ = train.parse([*run, "--resume"])
+    with pytest.raises(SystemExit, match="not this network"):
+        train.train(options, resume=True, fallback=tmp_path / "other.pt")
 
 
 def test_export_writes_a_model_the_receiver_loads(trained: Path, tmp_path: Path) -> None:
