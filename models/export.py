@@ -1,6 +1,6 @@
 """Export a trained checkpoint to the ONNX model the receiver loads, and check it.
 
-    python -m models.export out/train/dctlink/best.pt models/dctlink-residual-v1.onnx
+    python -m models.export out/train/dctlink-v2/best.pt models/dctlink-residual-v2.onnx
     python -m models.export CHECKPOINT OUT.onnx --int8 [--int8-out INT8.onnx] [--data DIR]
 
 The graph has the inputs and output of cloud_receiver/recovery/network.py's contract, opset 17,

@@ -71,7 +71,7 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
     assert meta["stages"]["enhanced"]["available"] is True
     assert meta["stages"]["enhanced"]["url"].endswith("stage=enhanced")
     assert {"decode", "received", "classical", "enhanced", "encode"} <= set(meta["timings_ms"])
-    assert meta["model_version"] == "dctlink-residual-v1"
+    assert meta["model_version"] == "dctlink-residual-v2"
 
 
 def test_an_auto_payload_is_compared_with_the_senders_jpeg_of_equal_quality(
