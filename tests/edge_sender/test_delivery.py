@@ -33,7 +33,7 @@ from edge_sender.sender import Sender
 from edge_sender.sources import frame_from_path
 from edge_sender.spool import Spool
 from harness import Mosquitto, free_port
-from shared.codec import Profile, decode, encode
+from shared.codec import Decoded, Profile, decode, encode
 
 pytestmark = pytest.mark.integration
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -72,16 +72,23 @@ def _flags(broker: Mosquitto, device: str, spool: Path, *extra: str) -> list[str
 
 
 def _assert_equal_to_direct_encoding(
-    collector: Collector, paths: list[Path], device: str, *, lowpass: bool = False
-) -> None:
-    """Each payload is what ``encode`` makes of its file: auto at 75 by default, or (with
-    ``lowpass``) lowpass at 75 on a JPEG input's own tables."""
+    collector: Collector,
+    paths: list[Path],
+    device: str,
+    *,
+    lowpass: bool = False,
+    coder: int = 1,
+) -> list[tuple[Decoded, Path]]:
+    """Each payload is what ``encode`` makes of its file with entropy ``coder``: auto at 75 by
+    default, or (with ``lowpass``) lowpass at 75 on a JPEG input's own tables. Returns each
+    decoded payload with its file."""
     by_capture = {int(p.stat().st_mtime): p for p in paths}
     received = {}
     for payload in collector.payloads:
         decoded = decode(payload)
         received[decoded.image_id] = (decoded, payload)
     assert len(received) == len(paths)
+    matched = []
     for decoded, payload in received.values():
         path = by_capture[int(decoded.captured_at.timestamp())]
         with Image.open(path) as image:
@@ -98,8 +105,11 @@ def _assert_equal_to_direct_encoding(
                 device_id=device,
                 image_id=decoded.image_id,
                 captured_at=decoded.captured_at,
+                coder=coder,
             )
         assert payload == expected, path.name
+        matched.append((decoded, path))
+    return matched
 
 
 def test_coder_2_sends_payload_v2_with_the_same_coefficients(
@@ -113,12 +123,8 @@ def test_coder_2_sends_payload_v2_with_the_same_coefficients(
         sent = main(["send", *map(str, paths), *flags, "--encode-coder", "2", "--timeout", "30"])
         assert sent == 0
         assert collector.wait_for(lambda c: len(c.payloads) >= 2)
-        for payload in collector.payloads:
-            assert payload[4] == 2  # payload version 2
-            decoded = decode(payload)
-            path = next(
-                p for p in paths if int(p.stat().st_mtime) == int(decoded.captured_at.timestamp())
-            )
+        assert all(payload[4] == 2 for payload in collector.payloads)  # payload version 2
+        for decoded, path in _assert_equal_to_direct_encoding(collector, paths, device, coder=2):
             with Image.open(path) as image:
                 again = decode(encode(image.convert("RGB"), Profile.auto(75)))
             for a, b in zip(decoded.coefficients, again.coefficients, strict=True):
