@@ -38,12 +38,10 @@ from cloud_receiver.recovery import DEFAULT_MODEL_PATH, smoothing_for
 from cloud_receiver.recovery.classical import recover
 from cloud_receiver.recovery.gate import Gate, GateRule, sidecar_path
 from cloud_receiver.recovery.network import NetworkStage, load_stage
-from models.degrade import jpeg_q90_bytes, target_pixels
+from models.degrade import DEFAULT_DATA, jpeg_q90_bytes, target_pixels
 from shared.codec import Layout, Profile, ProfileKind, decode, encode
 from shared.metrics import psnr, ssim
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "train"
 #: The qualities bench.rd sweeps ``auto`` over; each becomes one quality band of the gate.
 AUTO_QUALITIES = (20, 30, 40, 50, 60, 75, 85, 90, 95)
 Pixels = npt.NDArray[np.uint8]
