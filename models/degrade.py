@@ -9,6 +9,7 @@ have produced. The network therefore trains on precisely what it will see at run
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,14 @@ Float = npt.NDArray[np.float32]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "train"
 
-#: Profile kinds and how often each is drawn: what the edge sends by default (issue 15).
-KIND_WEIGHTS = {"auto": 0.8, "adaptive": 0.2}
-#: ``auto`` qualities drawn uniformly over the range the edge offers.
+#: Profile kinds and how often each is drawn: what the edge sends by default (issue 15), and
+#: ``lossless`` (standard JPEG tables, every coefficient), which a network trained without it
+#: made worse than classical recovery on Kodak. The receiver's gate keeps the network to these
+#: kinds (``python -m models.gate``).
+KIND_WEIGHTS: Mapping[str, float] = {"auto": 0.7, "adaptive": 0.15, "lossless": 0.15}
+#: The kinds :func:`sample_profile` can draw.
+DRAWABLE = ("auto", "adaptive", "lossless")
+#: ``auto`` and ``lossless`` qualities drawn uniformly over the range the edge offers.
 AUTO_QUALITIES = (20, 95)
 #: ``adaptive`` budgets as fractions of the region's Pillow q90 JPEG.
 ADAPTIVE_BUDGETS = (0.15, 0.7)
@@ -60,17 +66,48 @@ def jpeg_q90_bytes(pixels: Pixels) -> int:
     return buffer.tell()
 
 
-def sample_profile(rng: np.random.Generator, region: Pixels) -> Profile:
-    """A profile drawn over the ranges the edge's default sends, for this region.
+def parse_mix(text: str) -> dict[str, float]:
+    """``"auto=0.8,adaptive=0.2"`` -> ``{"auto": 0.8, "adaptive": 0.2}``; ValueError if bad."""
+    mix: dict[str, float] = {}
+    for item in text.split(","):
+        kind, _, weight = item.partition("=")
+        if kind not in DRAWABLE:
+            raise ValueError(f"unknown kind {kind!r} in the mix; kinds: {', '.join(DRAWABLE)}")
+        try:
+            mix[kind] = float(weight)
+        except ValueError:
+            raise ValueError(f"the mix needs kind=share items, got {item!r}") from None
+    if any(w < 0 for w in mix.values()) or abs(sum(mix.values()) - 1) > 1e-6:
+        raise ValueError(f"the mix's weights must be non-negative and sum to 1: {text}")
+    return mix
+
+
+def format_mix(mix: Mapping[str, float]) -> str:
+    """The inverse of :func:`parse_mix`."""
+    return ",".join(f"{kind}={weight:g}" for kind, weight in mix.items())
+
+
+def mix_name(mix: Mapping[str, float]) -> str:
+    """A file-name tag, e.g. ``auto70-adaptive15-lossless15`` (per cent, rounded)."""
+    return "-".join(f"{kind}{round(100 * weight)}" for kind, weight in mix.items())
+
+
+def sample_profile(
+    rng: np.random.Generator, region: Pixels, mix: Mapping[str, float] = KIND_WEIGHTS
+) -> Profile:
+    """A profile drawn from ``mix`` over the ranges the edge sends, for this region.
 
     Mostly colour 4:2:0 (what ``auto`` picks for colour input), with some 4:4:4 and gray.
     """
-    kind = rng.choice(list(KIND_WEIGHTS), p=list(KIND_WEIGHTS.values()))
+    kind = rng.choice(list(mix), p=list(mix.values()))
     roll = rng.random()
     layout = Layout.GRAY if roll < 0.1 else Layout.YCBCR444 if roll < 0.2 else Layout.YCBCR420
     if kind == "auto":
         low, high = AUTO_QUALITIES
         return Profile.auto(int(rng.integers(low, high + 1)), layout=layout)
+    if kind == "lossless":
+        low, high = AUTO_QUALITIES
+        return Profile.lossless(int(rng.integers(low, high + 1)), layout=layout)
     reference = target_pixels(region, layout)
     budget = round(jpeg_q90_bytes(reference) * rng.uniform(*ADAPTIVE_BUDGETS))
     return Profile.adaptive(max(64, budget), layout=layout)

@@ -1,6 +1,6 @@
 """Export a trained checkpoint to the ONNX model the receiver loads, and check it.
 
-    python -m models.export out/train/dctlink-v2/best.pt models/dctlink-residual-v2.onnx
+    python -m models.export out/train/dctlink-v2/best.pt models/dctlink-residual-v2.1.onnx
     python -m models.export CHECKPOINT OUT.onnx --int8 [--int8-out INT8.onnx] [--data DIR]
 
 The graph has the inputs and output of cloud_receiver/recovery/network.py's contract, opset 17,
@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "validation_gain_db": f"{state['validation']['gain']:.3f}",
         "training_command": "python -m models.train " + json.dumps(state["options"]),
     }
+    if "kinds" in state:  # the profile kinds it was trained on: models.gate keeps it to them
+        metadata["trained_kinds"] = ",".join(state["kinds"])
     export(model, args.out, metadata)
     difference = max_difference(model, args.out, list(sample_pairs()))
     result: dict[str, Any] = {

@@ -17,7 +17,11 @@ Decisions (:func:`decide`) become ``<model>.gate.json``, read by the receiver at
 * every other kind: one rule, from the mean over its rate points, because a payload does not
   say which budget (adaptive) or keep counts produced it in a way worth splitting on here.
 
-The network is applied where the mean PSNR gain over classical exceeds ``--min-gain``.
+The network is applied where the mean PSNR gain over classical exceeds ``--min-gain`` and the
+kind is one it was trained on (``--trained-kinds``; by default the ``trained_kinds`` that
+``models.export`` writes into the model's metadata from the checkpoint): the gain of the other
+kinds is measured and written down, but they stay off (see :mod:`cloud_receiver.recovery.gate`
+for why). A model without that metadata is taken to have seen every kind.
 Rerun it whenever the model or the encoder changes.
 """
 
@@ -26,7 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,8 +199,17 @@ def decide(
     model_version: str,
     min_gain: float,
     validation: str,
+    trained_kinds: Collection[str] | None = None,
 ) -> Gate:
-    """The gate: one rule per auto quality band and one per other kind (module docstring)."""
+    """The gate: one rule per auto quality band and one per other kind (module docstring).
+
+    ``trained_kinds`` (lower-case kind names; None: every kind) are the kinds the network saw
+    in training; the others are off whatever their gain.
+    """
+
+    def trained(kind: str) -> bool:
+        return trained_kinds is None or kind in trained_kinds
+
     rules: list[GateRule] = []
     by_point = {p.name: [r for r in rows if r.point == p.name] for p in points}
     auto = {p.quality: p.name for p in points if p.kind is ProfileKind.AUTO and p.quality}
@@ -205,26 +218,29 @@ def decide(
         rules.append(
             GateRule(
                 "auto",
-                summary.psnr_gain > min_gain,
+                summary.psnr_gain > min_gain and trained("auto"),
                 round(summary.psnr_gain, 6),
                 round(summary.ssim_gain, 6),
                 low,
                 high,
                 auto[quality],
+                trained("auto"),
             )
         )
     for kind in ProfileKind:
         names = [p.name for p in points if p.kind is kind and kind is not ProfileKind.AUTO]
         if not names:
             continue
-        summary = summarise(kind.name.lower(), [r for n in names for r in by_point[n]])
+        name = kind.name.lower()
+        summary = summarise(name, [r for n in names for r in by_point[n]])
         rules.append(
             GateRule(
-                kind.name.lower(),
-                summary.psnr_gain > min_gain,
+                name,
+                summary.psnr_gain > min_gain and trained(name),
                 round(summary.psnr_gain, 6),
                 round(summary.ssim_gain, 6),
                 measured_at=", ".join(names),
+                trained=trained(name),
             )
         )
     return Gate(model_version, tuple(rules), min_gain, validation)
@@ -245,16 +261,19 @@ def table(rows: Sequence[Row], points: Sequence[RatePoint], gate: Gate) -> str:
         lines.append(
             f"| {s.name} | {s.bpp:.3f} | {s.classical_psnr:.3f} | {s.enhanced_psnr:.3f}"
             f" | {s.psnr_gain:+.4f} | {s.classical_ssim:.4f} | {s.enhanced_ssim:.4f}"
-            f" | {s.ssim_gain:+.5f} | {s.worse}/{s.images} | {'on' if rule.apply else 'off'} |"
+            f" | {s.ssim_gain:+.5f} | {s.worse}/{s.images} | {_decision(rule)} |"
         )
     lines += ["", "| rule | PSNR gain dB | SSIM gain | network |", "| --- | --- | --- | --- |"]
     for rule in gate.rules:
         ssim_gain = "" if rule.ssim_gain is None else f"{rule.ssim_gain:+.5f}"
         lines.append(
-            f"| {rule.scope} | {rule.psnr_gain_db:+.4f} | {ssim_gain}"
-            f" | {'on' if rule.apply else 'off'} |"
+            f"| {rule.scope} | {rule.psnr_gain_db:+.4f} | {ssim_gain} | {_decision(rule)} |"
         )
     return "\n".join(lines)
+
+
+def _decision(rule: GateRule) -> str:
+    return "on" if rule.apply else "off" if rule.trained else "off (not trained on)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,14 +287,30 @@ def main(argv: list[str] | None = None) -> int:
         "--min-gain", type=float, default=0.0, help="apply where the mean gain exceeds (dB)"
     )
     parser.add_argument(
+        "--trained-kinds",
+        default="model",
+        help="comma-separated kinds the network was trained on (the others stay off);"
+        " 'model': its metadata's (default); 'all'",
+    )
+    parser.add_argument(
         "--auto-qualities", default=",".join(map(str, AUTO_QUALITIES)), help="comma-separated"
     )
     parser.add_argument("--out", type=Path, default=None, help="default: the model's sidecar")
     parser.add_argument("--dry-run", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
+    kinds: frozenset[str] | None = None
+    if args.trained_kinds not in ("all", "model"):
+        kinds = frozenset(args.trained_kinds.split(","))
+    unknown = (kinds or frozenset()) - {kind.name.lower() for kind in ProfileKind}
+    if unknown:
+        parser.error(f"unknown kinds in --trained-kinds: {', '.join(sorted(unknown))}")
     qualities = [int(q) for q in args.auto_qualities.split(",") if q]
     points = rate_points(qualities)
     stage = load_stage(args.model, threads=args.threads)
+    if args.trained_kinds == "model":
+        kinds = stage.trained_kinds
+        if kinds is None:
+            print(f"{args.model} does not say what it was trained on: every kind", file=sys.stderr)
     images = validation_images(args.data, args.holdout, args.size)
     started = time.monotonic()
     rows = []
@@ -286,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, _ in images]
     validation = f"{len(images)} held-out training photographs ({names[0]}-{names[-1]}), {crop}"
     gate = decide(
-        rows, points, model_version=stage.version, min_gain=args.min_gain, validation=validation
+        rows,
+        points,
+        model_version=stage.version,
+        min_gain=args.min_gain,
+        validation=validation,
+        trained_kinds=kinds,
     )
     print(f"{stage.version} on {validation}; enhanced minus classical\n")
     print(table(rows, points, gate))

@@ -18,15 +18,27 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from models.degrade import DEFAULT_DATA, augment, degrade, describe, load_images, sample_profile
+from models.degrade import (
+    DEFAULT_DATA,
+    KIND_WEIGHTS,
+    augment,
+    degrade,
+    describe,
+    format_mix,
+    load_images,
+    mix_name,
+    parse_mix,
+    sample_profile,
+)
 
 Pixels = npt.NDArray[np.uint8]
 Float = npt.NDArray[np.float32]
@@ -36,7 +48,7 @@ BLOCK = 8
 #: Patch origins keep the 16-pixel phase of 4:2:0 macroblocks, as the receiver's tiles do.
 GRID = 16
 #: Bump when the pairs change meaning (profile sampler, classical stage): old caches are ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the profile mix is part of the name
 
 
 @dataclass(frozen=True)
@@ -52,12 +64,27 @@ class PairCache:
         return len(self.profiles)
 
 
-def cache_path(folder: Path, *, images: int, regions: int, size: int, seed: int) -> Path:
-    return folder / f"pairs-v{CACHE_VERSION}-{images}img-{regions}x{size}-seed{seed}.npz"
+def cache_path(
+    folder: Path,
+    *,
+    images: int,
+    regions: int,
+    size: int,
+    seed: int,
+    mix: Mapping[str, float] = KIND_WEIGHTS,
+) -> Path:
+    stem = f"pairs-v{CACHE_VERSION}-{images}img-{regions}x{size}-seed{seed}-{mix_name(mix)}"
+    return folder / f"{stem}.npz"
 
 
 def _regions_of(
-    source: Pixels, index: int, *, regions: int, size: int, seed: int
+    source: Pixels,
+    index: int,
+    *,
+    regions: int,
+    size: int,
+    seed: int,
+    mix: Mapping[str, float] = KIND_WEIGHTS,
 ) -> tuple[Pixels, Pixels, Float, list[str]]:
     # One random stream per photograph: the cache is the same whatever the worker count.
     rng = np.random.default_rng([seed, index])
@@ -67,7 +94,7 @@ def _regions_of(
         top = int(rng.integers(0, source.shape[0] - side + 1))
         left = int(rng.integers(0, source.shape[1] - side + 1))
         region = augment(source[top : top + side, left : left + side], rng)
-        profile = sample_profile(rng, region)
+        profile = sample_profile(rng, region, mix)
         pair = degrade(region, profile)
         classical.append(np.rint(pair.image * 255).astype(np.uint8))
         target.append(np.rint(pair.target * 255).astype(np.uint8))
@@ -77,11 +104,17 @@ def _regions_of(
 
 
 def build_cache(
-    images: Sequence[Pixels], *, regions: int, size: int, seed: int, workers: int
+    images: Sequence[Pixels],
+    *,
+    regions: int,
+    size: int,
+    seed: int,
+    workers: int,
+    mix: Mapping[str, float] = KIND_WEIGHTS,
 ) -> PairCache:
     """Degrade ``regions`` regions of every image (same result for any ``workers``)."""
     parts: list[tuple[Pixels, Pixels, Float, list[str]]] = []
-    kwargs = {"regions": regions, "size": size, "seed": seed}
+    kwargs: dict[str, Any] = {"regions": regions, "size": size, "seed": seed, "mix": dict(mix)}
     if workers <= 1:
         parts = [_regions_of(image, i, **kwargs) for i, image in enumerate(images)]
     else:
@@ -129,14 +162,15 @@ def cached_pairs(
     size: int,
     seed: int,
     workers: int,
+    mix: Mapping[str, float] = KIND_WEIGHTS,
 ) -> PairCache:
     """The cache for these options, built and saved first when it is not on disk."""
-    path = cache_path(folder, images=len(images), regions=regions, size=size, seed=seed)
+    path = cache_path(folder, images=len(images), regions=regions, size=size, seed=seed, mix=mix)
     if path.is_file():
         return load_cache(path)
     start = time.monotonic()
     print(f"building {path} ({len(images)} x {regions} regions) ...", file=sys.stderr)
-    cache = build_cache(images, regions=regions, size=size, seed=seed, workers=workers)
+    cache = build_cache(images, regions=regions, size=size, seed=seed, workers=workers, mix=mix)
     save_cache(cache, path)
     print(f"built {len(cache)} pairs in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return cache
@@ -183,7 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="region side, pixels")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2, help="processes")
+    parser.add_argument(
+        "--mix", default=format_mix(KIND_WEIGHTS), help="profile kinds and their shares"
+    )
     args = parser.parse_args(argv)
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as error:
+        parser.error(str(error))
     images = load_images(args.data)[: -args.holdout]
     cache = cached_pairs(
         images,
@@ -192,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size,
         seed=args.seed,
         workers=args.workers,
+        mix=mix,
     )
     kinds: dict[str, int] = {}
     for name in cache.profiles:

@@ -39,10 +39,13 @@ from tqdm import tqdm
 from models.architecture import build, multiply_adds, parameters
 from models.degrade import (
     DEFAULT_DATA,
+    KIND_WEIGHTS,
     Pair,
     degrade,
+    format_mix,
     jpeg_q90_bytes,
     load_images,
+    parse_mix,
     target_pixels,
 )
 from models.pairs import PairCache, cached_pairs, sample_batch
@@ -71,6 +74,7 @@ class Options:
     threads: int
     minutes: float | None
     stop_at: int | None
+    mix: str = format_mix(KIND_WEIGHTS)  # the profile kinds drawn and their shares
 
 
 def batches(
@@ -82,9 +86,11 @@ def batches(
         yield tuple(torch.from_numpy(a) for a in arrays)  # type: ignore[misc]  # three tensors
 
 
-#: Validation rate points: ``auto`` over the edge's range, and two ``adaptive`` budgets.
+#: Validation rate points: ``auto`` over the edge's range, two ``adaptive`` budgets and two
+#: ``lossless`` qualities.
 VALIDATION_AUTO_QUALITIES = (20, 30, 40, 50, 60, 75, 90)
 VALIDATION_BUDGETS = (0.25, 0.5)
+VALIDATION_LOSSLESS_QUALITIES = (30, 75)
 
 
 def validation_profiles(region: Pixels) -> dict[str, Profile]:
@@ -93,6 +99,8 @@ def validation_profiles(region: Pixels) -> dict[str, Profile]:
     reference = jpeg_q90_bytes(target_pixels(region, Layout.YCBCR420))
     for share in VALIDATION_BUDGETS:
         points[f"adaptive-{share:.0%}"] = Profile.adaptive(max(64, round(reference * share)))
+    for quality in VALIDATION_LOSSLESS_QUALITIES:
+        points[f"lossless-q{quality}"] = Profile.lossless(quality)
     return points
 
 
@@ -135,6 +143,16 @@ def validate(model: nn.Module, pairs: Sequence[tuple[str, Pair]]) -> dict[str, f
     return result
 
 
+def validation_points() -> set[str]:
+    """The names of the validation rate points (they do not depend on the region)."""
+    return set(validation_profiles(np.zeros((16, 16, 3), np.uint8)))
+
+
+def scored_points(scores: dict[str, Any]) -> set[str]:
+    """The rate points a checkpoint's validation scores cover."""
+    return {key.split("/")[0] for key in scores if "/" in key}
+
+
 def learning_rate(options: Options, step: int) -> float:
     """Linear warm-up over 100 steps, then cosine decay to 1 % over ``--steps``."""
     warm = min(1.0, (step + 1) / 100)
@@ -172,6 +190,8 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     rng = np.random.default_rng(options.seed)
     step, best = 0, -math.inf
+    mix = parse_mix(options.mix)
+    kinds = {kind for kind, weight in mix.items() if weight > 0}  # every kind trained on
     source = resume_point(out, fallback) if resume else None
     if source is not None:
         state = torch.load(source, weights_only=False)
@@ -184,6 +204,11 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         step, best = state["step"], state["best"]
+        kinds |= set(state.get("kinds", ()))
+        if scored_points(state.get("validation", {})) != validation_points():
+            # A best gain over other rate points says nothing about these: start afresh.
+            print(f"{source}: validated on other rate points; best gain reset", file=sys.stderr)
+            best = -math.inf
     print(
         f"{options.arch}: {parameters(model):,} parameters, "
         f"{multiply_adds(model) / 1e9:.2f} G multiply-adds per 768x512 image; "
@@ -197,6 +222,7 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         size=options.region,
         seed=options.seed,
         workers=options.workers,
+        mix=mix,
     )
     validation = validation_set(held_out, options.validation_size)
     stream = batches(cache, options, rng)
@@ -242,6 +268,7 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "step": step,
+            "kinds": sorted(kinds),
             "best": max(best, scores["gain"]),
             "validation": scores,
         }
@@ -276,9 +303,18 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--minutes", type=float, default=None, help="stop (resumably) after")
     parser.add_argument("--stop-at", type=int, default=None, help="stop (resumably) at step N")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--mix",
+        default=format_mix(KIND_WEIGHTS),
+        help="profile kinds of the training pairs and their shares (auto, adaptive, lossless)",
+    )
     args = parser.parse_args(argv)
     if args.patch % 16 or args.region < args.patch:
         parser.error("--patch must be a multiple of 16 and at most --region")
+    try:
+        parse_mix(args.mix)
+    except ValueError as error:
+        parser.error(str(error))
     out = args.out or Path("out/train") / f"{args.arch}-v2"
     options = Options(
         arch=args.arch,
@@ -299,6 +335,7 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         threads=args.threads,
         minutes=args.minutes,
         stop_at=args.stop_at,
+        mix=args.mix,
     )
     return options, args.resume
 

@@ -1,17 +1,23 @@
 """The network gate: on which payloads the network stage runs, as data next to the model.
 
 A network trained on some payloads can make others worse than the classical image it starts
-from (``dctlink-residual-v2`` saw only ``auto`` and ``adaptive`` payloads in training). The
+from (``dctlink-residual-v2.1`` saw ``auto``, ``adaptive`` and ``lossless`` payloads in
+training, never ``lowpass`` or ``paper``). The
 gate is a sidecar JSON file, ``<model>.gate.json`` beside ``<model>.onnx``, written by
 ``python -m models.gate`` from a measurement on the held-out training photographs. Each rule
 names a profile kind (and, where the payload carries one, a quality range), whether the
 network is applied there, and the mean gain over classical that decided it::
 
-    {"format": "dctlink-gate/1", "model_version": "dctlink-residual-v2", "min_gain_db": 0.0,
+    {"format": "dctlink-gate/1", "model_version": "dctlink-residual-v2.1", "min_gain_db": 0.0,
      "validation": "5 held-out training photographs (045.png-049.png), 512-pixel centre crops",
      "command": "python -m models.gate",
      "rules": [{"profile": "auto", "quality_min": 26, "quality_max": 35, "apply": false,
                 "psnr_gain_db": -0.12, "ssim_gain": -0.0004, "measured_at": "auto-q30"}, ...]}
+
+A rule with ``"trained": false`` covers a profile kind the network never saw in training: it
+is off whatever the validation measured there, because a gain on a handful of held-out crops
+did not carry over to other photographs for such kinds (v2 gained +0.45 dB on ``lossless``
+validation crops and lost 0.79 dB on Kodak at quality 30 before it was trained on them).
 
 The first rule that matches a payload decides; a payload no rule matches gets the network, and
 so does every payload when there is no sidecar (the behaviour before gates existed). A sidecar
@@ -63,6 +69,7 @@ class GateRule:
     quality_min: int | None = None
     quality_max: int | None = None
     measured_at: str = ""
+    trained: bool = True  # false: the network never saw this kind in training
 
     def __post_init__(self) -> None:
         if self.profile not in _PROFILES:
@@ -70,8 +77,13 @@ class GateRule:
                 f"unknown profile {self.profile!r}; expected one of {sorted(_PROFILES)}"
             )
         # JSON gives no types; a string "false" here would silently read as true.
-        if not isinstance(self.apply, bool):
-            raise ValueError(f"apply must be true or false, got {self.apply!r}")
+        for flag in ("apply", "trained"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if self.apply and not self.trained:
+            raise ValueError(
+                f"the network is never applied to {self.profile}, a kind it was not trained on"
+            )
         low, high = self.quality_min or 1, self.quality_max or 100
         if not 1 <= low <= high <= 100:
             raise ValueError(f"bad quality range {self.quality_min}..{self.quality_max}")
@@ -121,6 +133,11 @@ class Gate:
         if rule.measured_at:
             where += f" at {rule.measured_at}"
         gain = _decibels(rule.psnr_gain_db)
+        if not rule.trained:
+            return (
+                f"network skipped: it was not trained on {rule.profile} payloads"
+                f" (it measured {gain} {where}, which is not trusted for such kinds)"
+            )
         if rule.psnr_gain_db < 0:
             return f"network skipped: it lowers PSNR on {rule.scope} ({gain} {where})"
         return (

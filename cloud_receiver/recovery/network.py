@@ -74,6 +74,7 @@ class Runner(Protocol):
     """One inference backend: named float32 arrays in, named float32 arrays out."""
 
     version: str
+    metadata: Mapping[str, str]  # the model's own entries (ONNX metadata_props)
 
     def run(self, inputs: Mapping[str, Float]) -> dict[str, Float]: ...
 
@@ -101,6 +102,7 @@ class OnnxRunner:
         except Exception as error:  # ORT raises its own untyped errors for bad files
             raise ModelUnavailableError(f"cannot load {path}: {error}") from error
         metadata = self._session.get_modelmeta().custom_metadata_map
+        self.metadata: Mapping[str, str] = dict(metadata)
         self.version: str = metadata.get("version") or path.stem
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self.output_names = tuple(o.name for o in self._session.get_outputs())
@@ -226,6 +228,12 @@ class NetworkStage:
     @property
     def version(self) -> str:
         return self.runner.version
+
+    @property
+    def trained_kinds(self) -> frozenset[str] | None:
+        """The profile kinds the model was trained on, where its metadata says (export does)."""
+        kinds = self.runner.metadata.get("trained_kinds")
+        return None if kinds is None else frozenset(k for k in kinds.split(",") if k)
 
     def enhance(self, classical: Pixels, decoded: Decoded) -> Pixels:
         inputs = network_inputs(classical, decoded)

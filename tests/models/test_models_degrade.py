@@ -10,7 +10,17 @@ from PIL import Image
 
 from cloud_receiver.recovery import Recovery
 from cloud_receiver.recovery.network import conditioning
-from models.degrade import augment, degrade, describe, sample_profile, target_pixels
+from models.degrade import (
+    KIND_WEIGHTS,
+    augment,
+    degrade,
+    describe,
+    format_mix,
+    mix_name,
+    parse_mix,
+    sample_profile,
+    target_pixels,
+)
 from shared.codec import Layout, Profile, ProfileKind, decode, encode
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "kodim23-half.png"
@@ -53,16 +63,29 @@ def test_gray_pairs_repeat_luma_and_say_chroma_is_exact(region: np.ndarray) -> N
 def test_profiles_are_drawn_over_what_the_edge_sends(region: np.ndarray) -> None:
     rng = np.random.default_rng(3)
     drawn = [sample_profile(rng, region) for _ in range(400)]
-    # Issue 15: the edge's default profile over its whole range, and adaptive budgets.
-    assert {p.kind for p in drawn} == {ProfileKind.AUTO, ProfileKind.ADAPTIVE}
-    qualities = [p.quality for p in drawn if p.kind is ProfileKind.AUTO]
-    assert min(qualities) <= 23
-    assert max(qualities) >= 92
-    assert all(20 <= q <= 95 for q in qualities)
+    # Issue 15: the edge's default profile over its whole range, adaptive budgets, and
+    # lossless (which a network trained without it made worse on Kodak).
+    assert {p.kind for p in drawn} == {ProfileKind.AUTO, ProfileKind.ADAPTIVE, ProfileKind.LOSSLESS}
+    for kind in (ProfileKind.AUTO, ProfileKind.LOSSLESS):
+        qualities = [p.quality for p in drawn if p.kind is kind]
+        assert min(qualities) <= 25
+        assert max(qualities) >= 90
+        assert all(20 <= q <= 95 for q in qualities)
     assert all(p.max_bytes >= 64 for p in drawn if p.kind is ProfileKind.ADAPTIVE)  # type: ignore[operator]
     assert {p.layout for p in drawn} == {Layout.YCBCR420, Layout.YCBCR444, Layout.GRAY}
     assert describe(Profile.auto(45, layout=Layout.GRAY)) == "auto-q45-gray"
     assert describe(Profile.adaptive(9000)) == "adaptive-9000B-420"
+
+
+def test_a_mix_names_the_kinds_drawn_and_their_shares(region: np.ndarray) -> None:
+    assert parse_mix(format_mix(KIND_WEIGHTS)) == KIND_WEIGHTS
+    assert mix_name(parse_mix("auto=0.8,adaptive=0.2")) == "auto80-adaptive20"
+    rng = np.random.default_rng(4)
+    drawn = {sample_profile(rng, region, {"lossless": 1.0}).kind for _ in range(20)}
+    assert drawn == {ProfileKind.LOSSLESS}
+    for bad in ("auto=0.5,paper=0.5", "auto=0.5", "auto=1.5,adaptive=-0.5", "auto"):
+        with pytest.raises(ValueError, match="mix"):
+            parse_mix(bad)
 
 
 def test_augment_draws_all_eight_orientations() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -59,14 +60,14 @@ def test_a_run_writes_a_sidecar_the_receiver_obeys(
     for path in sorted(SAMPLES.glob("*.png"))[:2]:
         with Image.open(path) as image:
             image.crop((0, 0, 96, 96)).save(data / path.name)
-    model = tmp_path / "dctlink-residual-v2.onnx"
+    model = tmp_path / "dctlink-residual-v2.1.onnx"
     model.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
     argv = ["--model", str(model), "--data", str(data), "--holdout", "1", "--size", "64"]
     assert main([*argv, "--auto-qualities", "40,80"]) == 0
     printed = capsys.readouterr().out
     assert "| auto-q40 |" in printed
     assert "| paper-q50-gray-a8 |" in printed
-    gate = load_gate(model.with_suffix(".gate.json"), "dctlink-residual-v2")
+    gate = load_gate(model.with_suffix(".gate.json"), "dctlink-residual-v2.1")
     assert gate is not None
     assert gate.validation.startswith("1 held-out training photographs")
     assert {r.profile for r in gate.rules} == {k.name.lower() for k in ProfileKind}
@@ -79,3 +80,52 @@ def test_a_run_writes_a_sidecar_the_receiver_obeys(
         assert rule is not None
         stages = recovery.run(decoded)
         assert (stages.enhanced_note is None) is rule.apply
+
+
+def test_kinds_the_network_was_not_trained_on_stay_off_whatever_they_gain() -> None:
+    points = [p for p in rate_points([30]) if p.kind in (ProfileKind.AUTO, ProfileKind.LOSSLESS)]
+    rows = [
+        *_rows("auto-q30", [0.4]),
+        *(row for p in points if p.kind is ProfileKind.LOSSLESS for row in _rows(p.name, [0.5])),
+    ]
+    gate = decide(
+        rows, points, model_version="m", min_gain=0.0, validation="test", trained_kinds={"auto"}
+    )
+    rules = {r.profile: r for r in gate.rules}
+    assert rules["auto"].apply
+    assert rules["auto"].trained
+    assert not rules["lossless"].apply
+    assert not rules["lossless"].trained
+    assert rules["lossless"].psnr_gain_db == pytest.approx(0.5)  # measured, written, not used
+    everything = decide(rows, points, model_version="m", min_gain=0.0, validation="test")
+    assert all(r.apply and r.trained for r in everything.rules)
+
+
+def test_the_gate_keeps_the_network_to_the_kinds_its_metadata_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train"
+    data.mkdir()
+    for path in sorted(SAMPLES.glob("*.png"))[:2]:
+        with Image.open(path) as image:
+            image.crop((0, 0, 64, 64)).save(data / path.name)
+    model = onnx.load(str(DEFAULT_MODEL_PATH))
+    props = {p.key: p.value for p in model.metadata_props}
+    onnx.helper.set_model_props(model, {**props, "trained_kinds": "adaptive,auto"})
+    path = tmp_path / f"{props['version']}.onnx"
+    onnx.save(model, str(path))
+    argv = ["--model", str(path), "--data", str(data), "--holdout", "1", "--size", "64"]
+    assert main([*argv, "--auto-qualities", "50"]) == 0
+    assert "off (not trained on)" in capsys.readouterr().out
+    gate = load_gate(path.with_suffix(".gate.json"), props["version"])
+    assert gate is not None
+    untrained = {r.profile for r in gate.rules if not r.trained}
+    assert untrained == {"lowpass", "lossless", "paper"}
+    assert not any(r.apply for r in gate.rules if not r.trained)
+    recovery = Recovery(model_path=path, threads=1)
+    pixels = np.asarray(Image.open(sorted(data.glob("*.png"))[-1]).convert("RGB"))
+    stages = recovery.run(decode(encode(pixels, Profile.lossless(75))))
+    assert stages.enhanced_note is not None
+    assert "not trained on lossless payloads" in stages.enhanced_note
+    with pytest.raises(SystemExit):
+        main([*argv, "--trained-kinds", "auto,jpeg"])

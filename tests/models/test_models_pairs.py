@@ -65,6 +65,11 @@ def test_a_cache_is_saved_and_loaded_under_its_options(
     assert cached_pairs(images, tmp_path, regions=1, size=64, seed=2, workers=1).profiles == (
         built.profiles
     )
+    # Another mix of profile kinds is another cache, never the stale one.
+    only_lossless = {"lossless": 1.0}
+    other = cached_pairs(images, tmp_path, regions=1, size=64, seed=2, workers=1, mix=only_lossless)
+    assert cache_path(tmp_path, images=2, regions=1, size=64, seed=2, mix=only_lossless) != path
+    assert all(name.startswith("lossless-") for name in other.profiles)
 
 
 def test_batches_turn_image_condition_and_target_together() -> None:

@@ -55,8 +55,10 @@ def test_a_run_logs_validation_and_saves_checkpoints(trained: Path) -> None:
                 ]
             )
         )
+    assert record["lossless-q30/enhanced"] > 10
     state = torch.load(trained / "last.pt", weights_only=False)
     assert state["step"] == 4
+    assert state["kinds"] == ["adaptive", "auto", "lossless"]
     assert (trained / "best.pt").exists()
 
 
@@ -102,6 +104,31 @@ def test_resume_without_a_last_checkpoint_continues_from_the_committed_one(
     assert train.train(fresh, resume=False, fallback=trained / "last.pt")["step"] == 2
 
 
+def test_resume_from_other_rate_points_resets_the_best_gain_and_keeps_the_kinds(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    # A checkpoint validated on fewer rate points (before lossless joined) with a best gain
+    # no run on these points would beat: the new run's first validation must still be best.
+    state = torch.load(trained / "last.pt", weights_only=False)
+    state["validation"] = {k: v for k, v in state["validation"].items() if "lossless" not in k}
+    state["best"] = 99.0
+    state["kinds"] = ["auto", "paper"]
+    torch.save(state, tmp_path / "older.pt")
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path / "run")]
+    options, _ = train.parse([*run, "--steps", "6"])
+    train.train(options, resume=True, fallback=tmp_path / "older.pt")
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["step"] == 6
+    assert best["best"] < 99.0
+    assert best["kinds"] == ["adaptive", "auto", "lossless", "paper"]
+    # The same rate points keep the best gain: nothing beat 99 dB, so no best.pt is written.
+    state["validation"] = best["validation"]
+    torch.save(state, tmp_path / "same.pt")
+    options, _ = train.parse([*run, "--steps", "6", "--out", str(tmp_path / "again")])
+    train.train(options, resume=True, fallback=tmp_path / "same.pt")
+    assert not (tmp_path / "again" / "best.pt").exists()
+
+
 def test_resume_refuses_a_checkpoint_of_another_network(
     data: Path, cache: Path, trained: Path, tmp_path: Path
 ) -> None:
@@ -121,6 +148,7 @@ def test_export_writes_a_model_the_receiver_loads(trained: Path, tmp_path: Path)
     assert model.opset_import[0].version >= 17
     runner = OnnxRunner(path)
     assert runner.version == "dctlink-test-7"
+    assert runner.metadata["trained_kinds"] == "adaptive,auto,lossless"
     # Dynamic height and width, and the same numbers as torch.
     network, _ = export.load_checkpoint(trained / "best.pt")
     rng = np.random.default_rng(0)

@@ -69,8 +69,8 @@ def gated(tmp_path: Path) -> Recovery:
 
 
 def test_the_sidecar_sits_next_to_the_model() -> None:
-    assert sidecar_path(Path("models/dctlink-residual-v2.onnx")) == Path(
-        "models/dctlink-residual-v2.gate.json"
+    assert sidecar_path(Path("models/dctlink-residual-v2.1.onnx")) == Path(
+        "models/dctlink-residual-v2.1.gate.json"
     )
 
 
@@ -242,3 +242,24 @@ def test_an_index_from_before_the_note_column_gains_it(tmp_path: Path, gated: Re
         store.close()
     assert stored is not None
     assert stored.enhanced_note == stages.enhanced_note is not None
+
+
+def test_a_kind_the_network_was_not_trained_on_is_off_with_its_own_note(tmp_path: Path) -> None:
+    model = write_model(tmp_path / "m.onnx", 3, version=VERSION)
+    untrained = {"profile": "lossless", "apply": False, "psnr_gain_db": 0.45, "trained": False,
+                 "measured_at": "lossless-q75"}  # fmt: skip
+    gate_file(model, [untrained])
+    recovery = Recovery(model_path=model, threads=1)
+    stages = recovery.run(decode(encode(sample(), Profile.lossless(75))))
+    assert stages.enhanced is not None
+    np.testing.assert_array_equal(stages.enhanced, stages.classical)
+    assert stages.enhanced_note == (
+        "network skipped: it was not trained on lossless payloads (it measured +0.450 dB on the"
+        " validation photographs at lossless-q75, which is not trusted for such kinds)"
+    )
+    # A sidecar claiming to apply the network to a kind it never saw is refused.
+    gate_file(model, [{**untrained, "apply": True}])
+    with pytest.raises(ModelUnavailableError, match="not trained on"):
+        load_gate(sidecar_path(model), VERSION)
+    # Sidecars written before the flag existed mean "trained".
+    assert GateRule("auto", True, 0.1).trained
