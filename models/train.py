@@ -143,11 +143,6 @@ def validate(model: nn.Module, pairs: Sequence[tuple[str, Pair]]) -> dict[str, f
     return result
 
 
-def validation_points() -> set[str]:
-    """The names of the validation rate points (they do not depend on the region)."""
-    return set(validation_profiles(np.zeros((16, 16, 3), np.uint8)))
-
-
 def scored_points(scores: dict[str, Any]) -> set[str]:
     """The rate points a checkpoint's validation scores cover."""
     return {key.split("/")[0] for key in scores if "/" in key}
@@ -190,6 +185,7 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     rng = np.random.default_rng(options.seed)
     step, best = 0, -math.inf
+    resumed_points: set[str] | None = None  # the rate points a resumed best gain was scored on
     mix = parse_mix(options.mix)
     kinds = {kind for kind, weight in mix.items() if weight > 0}  # every kind trained on
     source = resume_point(out, fallback) if resume else None
@@ -205,10 +201,7 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         torch.set_rng_state(state["torch_rng"])
         step, best = state["step"], state["best"]
         kinds |= set(state.get("kinds", ()))
-        if scored_points(state.get("validation", {})) != validation_points():
-            # A best gain over other rate points says nothing about these: start afresh.
-            print(f"{source}: validated on other rate points; best gain reset", file=sys.stderr)
-            best = -math.inf
+        resumed_points = scored_points(state.get("validation", {}))
     print(
         f"{options.arch}: {parameters(model):,} parameters, "
         f"{multiply_adds(model) / 1e9:.2f} G multiply-adds per 768x512 image; "
@@ -225,6 +218,10 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         mix=mix,
     )
     validation = validation_set(held_out, options.validation_size)
+    if resumed_points is not None and resumed_points != {name for name, _ in validation}:
+        # A best gain over other rate points says nothing about these: start afresh.
+        print(f"{source}: validated on other rate points; best gain reset", file=sys.stderr)
+        best = -math.inf
     stream = batches(cache, options, rng)
     deadline = time.monotonic() + 60 * options.minutes if options.minutes else math.inf
     model.train()

@@ -52,14 +52,20 @@ def test_the_network_is_off_where_the_mean_gain_is_not_positive() -> None:
     assert not any(r.apply for r in stricter.rules if r.profile == "lowpass")
 
 
-def test_a_run_writes_a_sidecar_the_receiver_obeys(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _training_folder(tmp_path: Path, side: int) -> Path:
+    """Two sample images cropped to ``side`` pixels, as a tiny training-photograph folder."""
     data = tmp_path / "train"
     data.mkdir()
     for path in sorted(SAMPLES.glob("*.png"))[:2]:
         with Image.open(path) as image:
-            image.crop((0, 0, 96, 96)).save(data / path.name)
+            image.crop((0, 0, side, side)).save(data / path.name)
+    return data
+
+
+def test_a_run_writes_a_sidecar_the_receiver_obeys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _training_folder(tmp_path, 96)
     model = tmp_path / "dctlink-residual-v2.1.onnx"
     model.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
     argv = ["--model", str(model), "--data", str(data), "--holdout", "1", "--size", "64"]
@@ -104,11 +110,7 @@ def test_kinds_the_network_was_not_trained_on_stay_off_whatever_they_gain() -> N
 def test_the_gate_keeps_the_network_to_the_kinds_its_metadata_names(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "train"
-    data.mkdir()
-    for path in sorted(SAMPLES.glob("*.png"))[:2]:
-        with Image.open(path) as image:
-            image.crop((0, 0, 64, 64)).save(data / path.name)
+    data = _training_folder(tmp_path, 64)
     model = onnx.load(str(DEFAULT_MODEL_PATH))
     props = {p.key: p.value for p in model.metadata_props}
     onnx.helper.set_model_props(model, {**props, "trained_kinds": "adaptive,auto"})
