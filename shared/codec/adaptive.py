@@ -46,11 +46,20 @@ class AdaptiveModel:
         self.symbols = self.counts.shape[1]
         #: With ``observe``, how often each symbol was seen in each context (models/fit_priors.py).
         self.observed = np.zeros_like(self.counts) if observe else None
+        #: The last pass's contexts, the contexts it used and its rows (see :meth:`rows`).
+        self._last: tuple[I64, I64, I64] | None = None
 
     def rows(self, contexts: I64) -> tuple[I64, I64]:
         """``(cumulative, rows)`` for a pass: one cumulative row per distinct context used,
         and the row of each symbol of the pass."""
-        used, inverse = np.unique(contexts, return_inverse=True)
+        # A mark per context instead of np.unique: no sort, and the pass's update reuses it.
+        present = np.zeros(self.counts.shape[0], dtype=bool)
+        present[contexts] = True
+        used = np.flatnonzero(present)
+        index = np.empty(self.counts.shape[0], dtype=np.int64)
+        index[used] = np.arange(used.size)
+        inverse = index[contexts]
+        self._last = (contexts, used, inverse)
         counts = self.counts[used]
         spare = PRECISION - self.symbols
         freqs = 1 + counts * spare // counts.sum(axis=1, keepdims=True)
@@ -59,16 +68,23 @@ class AdaptiveModel:
         freqs[np.arange(used.size), top] += PRECISION - freqs.sum(axis=1)
         cumulative = np.zeros((used.size, self.symbols + 1), dtype=np.int64)
         np.cumsum(freqs, axis=1, out=cumulative[:, 1:])
-        return cumulative, inverse.astype(np.int64)
+        return cumulative, inverse
 
     def update(self, contexts: I64, symbols: I64) -> None:
         """Learn from a decoded pass; contexts that grew past LIMIT are halved."""
         if not contexts.size:
             return
-        np.add.at(self.counts, (contexts, symbols), INCREMENT)
+        if self._last is not None and self._last[0] is contexts:
+            _, touched, inverse = self._last
+        else:
+            touched, inverse = np.unique(contexts, return_inverse=True)
+        self._last = None
+        seen = np.bincount(
+            inverse * self.symbols + symbols, minlength=touched.size * self.symbols
+        ).reshape(touched.size, self.symbols)
+        self.counts[touched] += seen * INCREMENT
         if self.observed is not None:
-            np.add.at(self.observed, (contexts, symbols), 1)
-        touched = np.unique(contexts)
+            self.observed[touched] += seen
         full = touched[self.counts[touched].sum(axis=1) > LIMIT]
         if full.size:
             self.counts[full] = (self.counts[full] + 1) >> 1

@@ -123,8 +123,23 @@ def _flanks(grid: I64, rows: slice, columns: slice, axis: int) -> tuple[I64, I64
     return before, after
 
 
+_BUCKET_TABLES: dict[int, tuple[int, I64]] = {}
+
+
 def _bucket(values: I64, edges: I64) -> I64:
-    return np.searchsorted(edges, values, side="right").astype(np.int64)
+    """How many ``edges`` are at or below each value (the bucket of the value); with
+    non-negative edges the values must be non-negative too (counts, magnitudes, differences
+    taken absolute), as every caller's are."""
+    if edges[0] < 0:
+        return np.searchsorted(edges, values, side="right").astype(np.int64)
+    # Non-negative edges: a lookup table, a few times faster than a search on small passes.
+    found = _BUCKET_TABLES.get(id(edges))
+    if found is None:
+        last = int(edges[-1])
+        table = np.searchsorted(edges, np.arange(last + 1), side="right").astype(np.int64)
+        found = _BUCKET_TABLES.setdefault(id(edges), (last, table))
+    last, table = found
+    return table[np.minimum(values, last)]
 
 
 def _lower_bound(tokens: I64) -> I64:
@@ -252,6 +267,9 @@ class _Walk:
         self.seen = np.zeros(n, dtype=np.int64)
         self.activity = np.zeros(n, dtype=np.int64)
         self.activity_known = np.zeros(n, dtype=bool)
+        #: Per parity class, the positions in ``blocks.members`` of the blocks that may still
+        #: have non-zero values to send (None before band 1).
+        self.due: list[I64] | None = None
 
     def channels(self) -> list[Int32Array]:
         out = []
@@ -398,26 +416,31 @@ class _Walk:
     def _band(self, band: int) -> Generator[Step, I64, None]:
         blocks = self.blocks
         band_class = int(_BAND_CLASS[band])
-        own = np.zeros(blocks.size + 1, dtype=np.int64)
-        for frequency in (FREQ_LEFT[band], FREQ_ABOVE[band]):
-            if frequency < 64:
-                own += self.magnitude[frequency]
-        remaining = self.nonzero - self.seen
-        if not ((blocks.keep[: blocks.size] > band) & (remaining[: blocks.size] > 0)).any():
+        if self.due is None:
+            self.due = [np.arange(m.size) for m in blocks.members]
+        # A block leaves the walk for good once it has sent all its non-zero values or
+        # passed its last band, so late bands touch only the few blocks still busy.
+        for c, members in enumerate(blocks.members):
+            ys = members[self.due[c]]
+            busy = (blocks.keep[ys] > band) & (self.nonzero[ys] > self.seen[ys])
+            self.due[c] = self.due[c][busy]
+        if not any(due.size for due in self.due):
             return  # every block has sent all its non-zero values: the band is all zeros
-        near_nz = remaining[blocks.neighbours].sum(axis=1) // 4
+        remaining = self.nonzero - self.seen
         magnitude = self.magnitude[band]
         tokens = np.zeros(blocks.size + 1, dtype=np.int64)
         predictor = np.zeros(blocks.size + 1, dtype=np.int64)
         truth_band = None if self.truth is None else self.truth[band]
         for c, members in enumerate(blocks.members):
-            due = (blocks.keep[members] > band) & (remaining[members] > 0)
-            ys = members[due]
-            readable = blocks.readable[c][due]
+            ys = members[self.due[c]]
+            readable = blocks.readable[c][self.due[c]]
             neighbours = blocks.neighbours[ys]
             total = (magnitude[neighbours] * readable).sum(axis=1)
             count = readable.sum(axis=1)
-            mine = own[ys]
+            mine = np.zeros(ys.size, dtype=np.int64)
+            for frequency in (FREQ_LEFT[band], FREQ_ABOVE[band]):
+                if frequency < 64:
+                    mine += self.magnitude[frequency, ys]
             if band in _SIGNED_BANDS:
                 # Nothing decoded below these bands but the DC: its slope or curvature across
                 # the block predicts their size better than the neighbours' counts do.
@@ -425,7 +448,8 @@ class _Walk:
                 steepness = np.abs(self._change(ys, sides, curved=curved))
                 second_hint = _bucket(steepness, _STEEP_EDGES)
             else:
-                second_hint = _bucket(near_nz[ys], _NEAR_NZ_EDGES)
+                near_nz = remaining[neighbours].sum(axis=1) // 4
+                second_hint = _bucket(near_nz, _NEAR_NZ_EDGES)
             alone = _bucket(mine, _OWN_EDGES) * 5 + second_hint
             guessed = (total * 4 + mine * 2 + count) // np.maximum(count, 1)
             with_neighbours = _ALONE + _bucket(guessed, _PRED_EDGES) * 3
@@ -470,7 +494,7 @@ class _Walk:
         self.values[band, ys] = values
         magnitude[ys] = np.abs(values)
         self.seen[ys] += 1
-        if (self.seen > self.nonzero).any():
+        if (self.seen[ys] > self.nonzero[ys]).any():
             raise PayloadError(PayloadErrorKind.INVALID, "more non-zero values than announced")
 
     def _change(self, ys: I64, sides: tuple[int, int], *, curved: bool) -> I64:
@@ -562,10 +586,10 @@ def _encode(
         step = next(steps)
         while True:
             assert step.symbols is not None
-            table = step.cumulative[step.rows]
-            picked = np.arange(step.rows.size)
-            starts = table[picked, step.symbols]
-            passes.append(rans.Pass(starts, table[picked, step.symbols + 1] - starts))
+            at = step.rows * step.cumulative.shape[1] + step.symbols
+            flat = step.cumulative.ravel()
+            starts = flat[at]
+            passes.append(rans.Pass(starts, flat[at + 1] - starts))
             pass_bands.append(step.band)
             step = steps.send(step.symbols)
     except StopIteration:

@@ -63,17 +63,19 @@ class Encoded:
 
 def encode(passes: Sequence[Pass], lanes: int) -> Encoded:
     """Code every pass's symbols; the last pass is encoded first (rANS is last in, first out)."""
-    state = np.full(lanes, LOW, dtype=np.uint64)
-    steps: list[npt.NDArray[np.uint8]] = []  # each step's bytes; steps in reverse order
+    # States stay below 2**24 and products below 2**36: int64 holds every step exactly.
+    state = np.full(lanes, LOW, dtype=np.int64)
+    # Bytes shed, newest first: each step appends its two-byte lanes' first bytes, then every
+    # shedding lane's last byte, so that the reversed list is in the decoder's order.
+    shed: list[I64] = []
     # Bytes emitted for each pass, to find where each pass ends in the decoder's stream.
     emitted = [0] * len(passes)
-    eight = np.uint64(8)
     for index in range(len(passes) - 1, -1, -1):
-        starts = passes[index].starts.astype(np.uint64)
-        freqs = passes[index].freqs.astype(np.uint64)
+        starts = passes[index].starts.astype(np.int64)
+        freqs = passes[index].freqs.astype(np.int64)
         # A state at or above bound sheds a byte, at or above bound << 8 two (per pass, once).
-        bounds = freqs << np.uint64(_SHIFT)
-        bounds_two = bounds << eight
+        bounds = freqs << _SHIFT
+        bounds_two = bounds << 8
         count = starts.size
         for first in range(((count - 1) // lanes) * lanes if count else -1, -1, -lanes):
             stop = min(first + lanes, count)
@@ -83,20 +85,17 @@ def encode(passes: Sequence[Pass], lanes: int) -> Encoded:
                 # The decoder reads, lane by lane in ascending order, the last byte shed by
                 # every lane that shed one, then the first byte of those that shed two.
                 two = x >= bounds_two[first:stop]
-                last = np.where(two, x >> eight, x)[one]
-                steps.append(
-                    np.concatenate([last & np.uint64(0xFF), x[two] & np.uint64(0xFF)]).astype(
-                        np.uint8
-                    )
-                )
+                shed.append(x[two])
+                shed.append(np.where(two, x >> 8, x)[one])
                 emitted[index] += int(np.count_nonzero(one)) + int(np.count_nonzero(two))
-                x >>= (one.astype(np.uint64) + two) * eight
-            quotient, remainder = np.divmod(x, freqs[first:stop])
-            x[:] = (quotient << np.uint64(PRECISION_BITS)) + remainder + starts[first:stop]
-    body = np.concatenate(steps[::-1]) if steps else np.zeros(0, np.uint8)
+                x >>= (one + two.astype(np.int64)) * 8
+            f = freqs[first:stop]
+            quotient = x // f
+            x += (quotient << PRECISION_BITS) - quotient * f + starts[first:stop]
+    body = (np.concatenate(shed[::-1]) & 0xFF).astype(np.uint8) if shed else np.zeros(0, np.uint8)
     header = np.zeros((lanes, STATE_BYTES), dtype=np.uint8)
     for byte in range(STATE_BYTES):
-        header[:, byte] = (state >> np.uint64(8 * (STATE_BYTES - 1 - byte))) & np.uint64(0xFF)
+        header[:, byte] = (state >> (8 * (STATE_BYTES - 1 - byte))) & 0xFF
     ends = np.cumsum([lanes * STATE_BYTES, *emitted])[1:].tolist()
     return Encoded(header.tobytes() + body.tobytes(), [int(e) for e in ends])
 
@@ -125,36 +124,38 @@ def decode(data: bytes | memoryview, lanes: int, next_pass: NextPass) -> tuple[l
         raise RansError("a lane's initial state is out of range")
     position = lanes * STATE_BYTES
     decoded: list[I64] = []
-    mask = np.uint64(PRECISION - 1)
+    # States stay below 2**24 and products below 2**36: int64 holds every step exactly.
+    states = state.astype(np.int64)
+    body = stream.astype(np.int64)
+    mask = PRECISION - 1
     while (model := next_pass(decoded)) is not None:
         cumulative, rows = model
+        if (np.diff(cumulative, axis=1) <= 0).any():
+            raise RansError("a model gives a symbol zero frequency")
         count = rows.size
+        width = cumulative.shape[1]
         symbols = np.empty(count, dtype=np.int64)
         tables = cumulative[rows]  # (count, nsym + 1): one gather for the whole pass
+        flat = tables.ravel()
         uppers = tables[:, 1:]
+        row_starts = np.arange(count, dtype=np.int64) * width
         for first in range(0, count, lanes):
             stop = min(first + lanes, count)
-            x = state[: stop - first]
-            slot = (x & mask).astype(np.int64)
+            x = states[: stop - first]
+            slot = x & mask
             symbol = (uppers[first:stop] <= slot[:, None]).sum(axis=1)
             symbols[first:stop] = symbol
-            table = tables[first:stop]
-            picked = np.arange(stop - first)
-            start = table[picked, symbol]
-            freq = table[picked, symbol + 1] - start
-            if (freq <= 0).any():
-                raise RansError("a symbol of zero frequency was decoded")
-            x[:] = freq.astype(np.uint64) * (x >> np.uint64(PRECISION_BITS)) + (
-                slot - start
-            ).astype(np.uint64)
+            at = row_starts[first:stop] + symbol
+            start = flat[at]
+            x[:] = (flat[at + 1] - start) * (x >> PRECISION_BITS) + slot - start
             for _ in range(2):
                 need = x < LOW
-                wanted = int(need.sum())
+                wanted = int(np.count_nonzero(need))
                 if not wanted:
                     break
                 if position + wanted > stream.size:
                     raise RansError("the stream ended inside a pass")
-                x[need] = (x[need] << np.uint64(8)) | stream[position : position + wanted]
+                x[need] = (x[need] << 8) | body[position : position + wanted]
                 position += wanted
         decoded.append(symbols)
     return decoded, position

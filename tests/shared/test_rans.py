@@ -98,3 +98,12 @@ def test_a_stream_cut_inside_a_pass_is_refused() -> None:
 def test_an_initial_state_out_of_range_is_refused() -> None:
     with pytest.raises(rans.RansError, match="out of range"):
         rans.decode(bytes(3), 1, lambda done: None)
+
+
+def test_a_model_with_a_symbol_of_zero_frequency_is_refused() -> None:
+    # The decoder checks each pass's model once instead of each decoded symbol: a zero-width
+    # symbol anywhere in the model is refused, whether or not the stream would reach it.
+    table = np.array([[0, 0, rans.PRECISION]], dtype=np.int64)
+    encoded = rans.encode([rans.Pass(np.zeros(4, np.int64), np.full(4, rans.PRECISION))], 2)
+    with pytest.raises(rans.RansError, match="zero frequency"):
+        rans.decode(encoded.data, 2, lambda done: None if done else (table, np.zeros(4, np.int64)))
