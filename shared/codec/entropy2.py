@@ -227,6 +227,7 @@ class _Blocks:
         self.members = [np.flatnonzero(parity == c) for c in range(len(_PARITIES))]
         padded_parity = np.append(parity, len(_PARITIES))
         self.readable = [padded_parity[self.neighbours[m]] < c for c, m in enumerate(self.members)]
+        self.readable_count = [r.sum(axis=1) for r in self.readable]
 
 
 class _Walk:
@@ -431,37 +432,45 @@ class _Walk:
         tokens = np.zeros(blocks.size + 1, dtype=np.int64)
         predictor = np.zeros(blocks.size + 1, dtype=np.int64)
         truth_band = None if self.truth is None else self.truth[band]
-        for c, members in enumerate(blocks.members):
-            ys = members[self.due[c]]
-            readable = blocks.readable[c][self.due[c]]
-            neighbours = blocks.neighbours[ys]
-            total = (magnitude[neighbours] * readable).sum(axis=1)
-            count = readable.sum(axis=1)
-            mine = np.zeros(ys.size, dtype=np.int64)
-            for frequency in (FREQ_LEFT[band], FREQ_ABOVE[band]):
-                if frequency < 64:
-                    mine += self.magnitude[frequency, ys]
-            if band in _SIGNED_BANDS:
-                # Nothing decoded below these bands but the DC: its slope or curvature across
-                # the block predicts their size better than the neighbours' counts do.
-                _, sides, curved = _SIGNED_BANDS[band]
-                steepness = np.abs(self._change(ys, sides, curved=curved))
-                second_hint = _bucket(steepness, _STEEP_EDGES)
-            else:
-                near_nz = remaining[neighbours].sum(axis=1) // 4
-                second_hint = _bucket(near_nz, _NEAR_NZ_EDGES)
-            alone = _bucket(mine, _OWN_EDGES) * 5 + second_hint
-            guessed = (total * 4 + mine * 2 + count) // np.maximum(count, 1)
-            with_neighbours = _ALONE + _bucket(guessed, _PRED_EDGES) * 3
-            with_neighbours += _bucket(mine, _COARSE_OWN)
-            bucket = np.where(count > 0, with_neighbours, alone)
-            predictor[ys] = bucket
-            rest = _bucket(remaining[ys], _REMAINING_EDGES)
-            contexts = ((blocks.klass[ys] * 14 + band_class) * 9 + rest) * _NB + bucket
-            truth = None if truth_band is None else _BITS[np.abs(truth_band[ys])]
-            coded = yield from self._pass("token", contexts, band, truth)
-            tokens[ys] = coded
-            magnitude[ys] = _lower_bound(coded)
+        # What does not depend on this band's neighbours is worked out for every busy block at
+        # once; only the neighbours' magnitudes wait for each parity class's pass.
+        by_class = [members[due] for members, due in zip(blocks.members, self.due, strict=True)]
+        ys = np.concatenate(by_class)
+        mine = np.zeros(ys.size, dtype=np.int64)
+        for frequency in (FREQ_LEFT[band], FREQ_ABOVE[band]):
+            if frequency < 64:
+                mine += self.magnitude[frequency, ys]
+        if band in _SIGNED_BANDS:
+            # Nothing decoded below these bands but the DC: its slope or curvature across
+            # the block predicts their size better than the neighbours' counts do.
+            _, sides, curved = _SIGNED_BANDS[band]
+            second_hint = _bucket(np.abs(self._change(ys, sides, curved=curved)), _STEEP_EDGES)
+        else:
+            near_nz = remaining[blocks.neighbours[ys]].sum(axis=1) // 4
+            second_hint = _bucket(near_nz, _NEAR_NZ_EDGES)
+        alone = _bucket(mine, _OWN_EDGES) * 5 + second_hint
+        coarse = _ALONE + _bucket(mine, _COARSE_OWN)
+        rest = _bucket(remaining[ys], _REMAINING_EDGES)
+        heads = ((blocks.klass[ys] * 14 + band_class) * 9 + rest) * _NB
+        truths = None if truth_band is None else _BITS[np.abs(truth_band[ys])]
+        start = 0
+        for c, members_ys in enumerate(by_class):
+            stop = start + members_ys.size
+            part = slice(start, stop)
+            start = stop
+            bucket = alone[part]
+            if c > 0:  # the first class has no decoded neighbour in this band
+                count = blocks.readable_count[c][self.due[c]]
+                readable = blocks.readable[c][self.due[c]]
+                total = (magnitude[blocks.neighbours[members_ys]] * readable).sum(axis=1)
+                guessed = (total * 4 + mine[part] * 2 + count) // np.maximum(count, 1)
+                with_neighbours = coarse[part] + _bucket(guessed, _PRED_EDGES) * 3
+                bucket = np.where(count > 0, with_neighbours, bucket)
+            predictor[members_ys] = bucket
+            truth = None if truths is None else truths[part]
+            coded = yield from self._pass("token", heads[part] + bucket, band, truth)
+            tokens[members_ys] = coded
+            magnitude[members_ys] = _lower_bound(coded)
         # The bit below the leading one, for every token of at least 2.
         ys = np.flatnonzero(tokens >= 2)
         big = tokens[ys]
