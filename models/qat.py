@@ -16,7 +16,7 @@ in the forward pass, so the weights learn to live with it:
   started from the extremes of :data:`CALIBRATION_BATCHES` batches. The ranges follow the
   96-pixel training patches, which reach less far than whole images, so the validation
   crops get clipped a little more as training goes on, and the validation gain with the
-  rounding on peaks early (step 500 of 4000, then falls by about 0.01 dB per 500 steps):
+  rounding on peaks early (step 500 of 4000, then falls by about 0.003 dB per 500 steps):
   ``--stop-at`` ends the run there. Fixed ranges (the calibration's, as ONNX Runtime fixes
   its own) were tried too: they lost 0.022 dB to the float v2.1 model in ONNX Runtime's
   int8, the moving ranges 0.012 dB.
