@@ -1,7 +1,7 @@
 """Export a trained checkpoint to the ONNX model the receiver loads, and check it.
 
     python -m models.export out/train/dctlink-v2-qat/best.pt \
-        out/export/dctlink-residual-v2.2-float.onnx \
+        out/export/dctlink-residual-v2.2-float.onnx --version dctlink-residual-v2.2 \
         --int8 --int8-out models/dctlink-residual-v2.2.onnx
     python -m models.export CHECKPOINT OUT.onnx --int8 [--int8-out INT8.onnx] [--data DIR]
 
@@ -12,8 +12,9 @@ sample images (degraded by the real codec) and fails unless they agree to ``--to
 validation photographs: PSNR against the float model and latency; it writes nothing it does
 not report unless ``--int8-out`` names where the static int8 model goes (with the float
 model's metadata, plus ``weights: int8``). Static int8 is per-channel QDQ with activation
-ranges at the 99.999th percentile of the calibration photographs, and keeps the residual's
-last convolution and the addition to the image float (:func:`float_tail`). The receiver ships
+ranges at the 99.999th percentile of the calibration photographs (the input image's step
+exactly 1/255, so it rounds to itself), and keeps the residual's last convolution and the
+addition to the image float (:func:`float_tail`). The receiver ships
 int8 only where it loses at most 0.05 dB on Kodak (``bench.rd --baseline int8=INT8.onnx``
 scores both side by side); since v2.2 it ships the int8 model of a quantisation-aware
 fine-tune (:mod:`models.qat`).
@@ -153,12 +154,18 @@ def latency_ms(path: Path, threads: int, repeats: int = 5) -> float:
     return 1000 * float(np.median(times))
 
 
+#: The input image's int8 rounding: a step of exactly 1/255 from 0, which every k/255 survives.
+IMAGE_STEP = {"scale": np.array(1 / 255, np.float32), "zero_point": np.array(0, np.uint8)}
+
+
 def float_tail(model: onnx.ModelProto, depth: int = 3) -> list[str]:
     """The nodes that make the residual and add it to the image: what static int8 keeps float.
 
     Quantised, the addition would round the whole output image to 256 levels over its range
     and the last convolution the residual to 256 levels over its own; float, they cost about
-    a thirtieth of the network's multiply-adds. Found from the graph, so names may change:
+    2.5 % of the network's multiply-adds. (The image reaches the addition through its input
+    rounding, whose step :func:`int8_report` pins to exactly 1/255, so it arrives unchanged.)
+    Found from the graph, so names may change:
     the output's producer, then ``depth - 1`` producers back along its input other than
     ``image``.
     """
@@ -218,6 +225,10 @@ def int8_report(
             # stretch the 256 steps that small residuals share (validation loss 0.048 -> 0.035).
             calibrate_method=CalibrationMethod.Percentile,
             nodes_to_exclude=float_tail(onnx.load(str(prepared))),
+            # The image is k/255 for k in 0..255: with exactly that step it rounds to itself,
+            # so the float addition at the end adds the residual to the image itself, not to
+            # a rounded copy (a calibrated step of 1/255.1 moved bright pixels by 1/8 level).
+            extra_options={"TensorQuantOverrides": {"image": [IMAGE_STEP]}},
         )
         for name, path in (("dynamic", dynamic), ("static", static)):
             report[f"{name}_psnr"] = mean_psnr(path, pairs)

@@ -74,6 +74,9 @@ class AdaptiveModel:
         """Learn from a decoded pass; contexts that grew past LIMIT are halved."""
         if not contexts.size:
             return
+        if symbols.min() < 0 or symbols.max() >= self.symbols:
+            # bincount would count it under the next context instead of failing
+            raise ValueError(f"a symbol outside 0..{self.symbols - 1}")
         if self._last is not None and self._last[0] is contexts:
             _, touched, inverse = self._last
         else:

@@ -130,8 +130,12 @@ def decode(data: bytes | memoryview, lanes: int, next_pass: NextPass) -> tuple[l
     mask = PRECISION - 1
     while (model := next_pass(decoded)) is not None:
         cumulative, rows = model
-        if (np.diff(cumulative, axis=1) <= 0).any():
-            raise RansError("a model gives a symbol zero frequency")
+        if (
+            (np.diff(cumulative, axis=1) <= 0).any()
+            or (cumulative[:, 0] != 0).any()
+            or (cumulative[:, -1] != PRECISION).any()
+        ):
+            raise RansError("a model gives a symbol zero frequency or does not sum to PRECISION")
         count = rows.size
         width = cumulative.shape[1]
         symbols = np.empty(count, dtype=np.int64)

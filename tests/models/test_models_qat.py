@@ -10,9 +10,10 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
 from models import export, qat, train
-from models.architecture import build
+from models.architecture import DctLinkNet, build
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TINY = ["--patch", "32", "--region", "64", "--regions", "2", "--batch", "2", "--holdout", "2"]
@@ -56,6 +57,9 @@ def test_wrapping_rounds_all_but_the_residual_and_keeps_the_plain_weights() -> N
     places = qat.wrap(model)
     wrappers = [wrapper for *_, wrapper in places]
     assert [w.float_output for w in wrappers] == [False] * (len(wrappers) - 1) + [True]
+    assert wrappers[-1].conv is places[-1][2]
+    assert isinstance(model, DctLinkNet)
+    assert model.tail[2] is wrappers[-1]  # the float one makes the residual
     state = qat.float_state(model, places)
     assert state.keys() == plain.keys()
     assert all(torch.equal(state[k], plain[k]) for k in plain)
@@ -90,13 +94,29 @@ def test_a_fine_tune_saves_a_checkpoint_that_exports_to_float_and_int8(
     assert state["command"].startswith("python -m models.qat --source last.pt --steps 2")
     assert state["quantisation_aware"] == {"source": "last.pt", "source_step": 2}
     assert state["step"] in (3, 4)  # the source's steps plus the fine-tune's best
-    assert build(state["arch"], state["config"]).load_state_dict(state["model"])
+    build(state["arch"], state["config"]).load_state_dict(state["model"])  # strict: same keys
 
-    onnx_path = tmp_path / "tiny-qat.onnx"
-    assert export.main([str(out / "best.pt"), str(onnx_path)]) == 0
+    onnx_path, int8_path = tmp_path / "tiny-qat.onnx", tmp_path / "tiny-qat-int8.onnx"
+    data = str(Path(state["options"]["data"]))
+    argv = [str(out / "best.pt"), str(onnx_path), "--int8", "--int8-out", str(int8_path)]
+    assert export.main([*argv, "--data", data]) == 0
     props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     assert props["training_command"] == state["command"]
-    # Static int8 keeps the residual's last convolution, its shuffle and the addition float.
+    # Static int8 keeps the residual's last convolution, its shuffle and the addition float,
+    # and rounds the image with a step of exactly 1/255, so it reaches the addition unchanged.
     tail = export.float_tail(onnx.load(str(onnx_path)))
-    ops = {n.name: n.op_type for n in onnx.load(str(onnx_path)).graph.node}
-    assert [ops[name] for name in tail] == ["Add", "DepthToSpace", "Conv"]
+    float_ops = {n.name: n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    assert [float_ops[name] for name in tail] == ["Add", "DepthToSpace", "Conv"]
+    int8 = onnx.load(str(int8_path))
+    assert {p.key: p.value for p in int8.metadata_props}["weights"] == "int8"
+    nodes = {n.name: n for n in int8.graph.node}
+    producers = {o: n for n in int8.graph.node for o in n.output}
+    conv_weight = producers.get(nodes[tail[2]].input[1])
+    assert conv_weight is None or conv_weight.op_type != "DequantizeLinear"  # float weights
+    assert nodes[tail[0]].op_type == "Add"  # not replaced by a quantised addition
+    image_step = next(
+        numpy_helper.to_array(i)
+        for i in int8.graph.initializer
+        if i.name == next(n.input[1] for n in int8.graph.node if n.input[:1] == ["image"])
+    )
+    assert float(image_step) == pytest.approx(1 / 255, rel=1e-7)

@@ -107,3 +107,7 @@ def test_a_model_with_a_symbol_of_zero_frequency_is_refused() -> None:
     encoded = rans.encode([rans.Pass(np.zeros(4, np.int64), np.full(4, rans.PRECISION))], 2)
     with pytest.raises(rans.RansError, match="zero frequency"):
         rans.decode(encoded.data, 2, lambda done: None if done else (table, np.zeros(4, np.int64)))
+    # A row short of PRECISION would let its last symbol read past the row: refused too.
+    short = np.array([[0, 100, rans.PRECISION - 1]], dtype=np.int64)
+    with pytest.raises(rans.RansError, match="does not sum to PRECISION"):
+        rans.decode(encoded.data, 2, lambda done: None if done else (short, np.zeros(4, np.int64)))
