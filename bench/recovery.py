@@ -5,8 +5,12 @@
 Each image (Kodak when ``../shared/datasets/kodak`` exists, else the bundled samples) is
 encoded with one profile per rate point family (the sender's default ``auto`` at q75 and q40,
 lowpass q90 (15, 6), the paper's q50 gray with anchors every 8, an adaptive budget), decoded,
-and recovered by :class:`cloud_receiver.recovery.Recovery` as the receiver does it; the
-figures are medians of the per-image wall times of each stage, after one warm-up image. Where
+and recovered by :class:`cloud_receiver.recovery.Recovery` as the receiver does it, with BLAS
+held to one thread as the ingest service holds it (``cloud_receiver/ingest/service.py``):
+otherwise numpy's BLAS threads, spinning after each small product of the classical stage,
+take the cores from ONNX Runtime's, and the network stage measures about 1.9x slower than it
+runs in the service. The figures are medians of the per-image wall times of each stage, after
+one warm-up image. Where
 the model's gate keeps the network off (MODEL_CARD.md), the network column stays empty.
 Target (issue 15): classical plus network at most 200 ms for a 768x512 image on 2 threads.
 """
@@ -17,6 +21,8 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # untyped
 
 from bench.rd import default_data, images_in, load
 from cloud_receiver.recovery import DEFAULT_MODEL_PATH, Recovery
@@ -37,16 +43,17 @@ def measure(paths: list[Path], model: Path, threads: int) -> dict[str, dict[str,
     if not recovery.network_available:
         raise SystemExit(f"error: {recovery.network_detail}")
     result: dict[str, dict[str, float]] = {}
-    for name, profile in PROFILES.items():
-        decoded = [decode(encode(load(p), profile)) for p in paths]
-        recovery.run(decoded[0])  # warm-up: first-run allocations stay out of the figures
-        stages: dict[str, list[float]] = {}
-        for payload in decoded:
-            timings = recovery.run(payload).timings_s
-            for stage, seconds in timings.items():
-                stages.setdefault(stage, []).append(1000 * seconds)
-            stages.setdefault("total", []).append(1000 * sum(timings.values()))
-        result[name] = {stage: statistics.median(ms) for stage, ms in stages.items()}
+    with threadpool_limits(1, user_api="blas"):  # as the ingest service runs recovery
+        for name, profile in PROFILES.items():
+            decoded = [decode(encode(load(p), profile)) for p in paths]
+            recovery.run(decoded[0])  # warm-up: first-run allocations stay out of the figures
+            stages: dict[str, list[float]] = {}
+            for payload in decoded:
+                timings = recovery.run(payload).timings_s
+                for stage, seconds in timings.items():
+                    stages.setdefault(stage, []).append(1000 * seconds)
+                stages.setdefault("total", []).append(1000 * sum(timings.values()))
+            result[name] = {stage: statistics.median(ms) for stage, ms in stages.items()}
     return result
 
 
