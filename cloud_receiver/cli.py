@@ -83,6 +83,8 @@ def _serve(settings: ReceiverSettings) -> ExitCode:
 
 
 def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # noqa: PLC0415
+
     from cloud_receiver.recovery import Recovery  # noqa: PLC0415
     from shared.codec import PayloadError, decode  # noqa: PLC0415
 
@@ -96,7 +98,8 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
     except PayloadError as error:
         print(f"{payload}: malformed payload: {error}", file=sys.stderr)
         return ExitCode.MALFORMED
-    stages = Recovery.from_settings(settings.recovery).run(decoded)
+    with threadpool_limits(1, user_api="blas"):  # as the service runs recovery (see below)
+        stages = Recovery.from_settings(settings.recovery).run(decoded)
     out.mkdir(parents=True, exist_ok=True)
     pixels = stages.pixels()
     for stage, array in pixels.items():
@@ -117,15 +120,24 @@ def _decode(settings: ReceiverSettings, payload: Path, out: Path) -> ExitCode:
 
 
 def _reprocess(settings: ReceiverSettings, device: str | None) -> ExitCode:
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
     from cloud_receiver.recovery import Recovery  # noqa: PLC0415
     from cloud_receiver.reprocess import reprocess  # noqa: PLC0415
     from cloud_receiver.store import open_store  # noqa: PLC0415
 
     store = open_store(settings.store)
+    # One BLAS thread, as the ingest service holds it: OpenBLAS threads spinning after the
+    # classical stage's small products take the cores from ONNX Runtime's, and recovery runs
+    # 1.5-1.9x slower (bench.recovery).
     try:
-        report = reprocess(
-            store, Recovery.from_settings(settings.recovery), settings.ingest.limits, device=device
-        )
+        with threadpool_limits(1, user_api="blas"):
+            report = reprocess(
+                store,
+                Recovery.from_settings(settings.recovery),
+                settings.ingest.limits,
+                device=device,
+            )
     finally:
         store.close()
     print(json.dumps({"reprocessed": report.done, "failed": report.failed}))
