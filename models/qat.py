@@ -56,9 +56,8 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from models.architecture import build
-from models.degrade import load_images, parse_mix
-from models.pairs import cached_pairs
-from models.train import COMMITTED, Options, batches, save, validate, validation_set
+from models.degrade import load_images
+from models.train import COMMITTED, Options, batches, optimise, pairs_for, save, validate
 
 #: How fast an activation range follows the batches (a moving average of their extremes).
 MOMENTUM = 0.01
@@ -200,16 +199,7 @@ def fine_tune(
     places = wrap(model)
     images = load_images(Path(options.data))
     training, held_out = images[: -options.holdout], images[-options.holdout :]
-    cache = cached_pairs(
-        training,
-        Path(options.cache),
-        regions=options.regions,
-        size=options.region,
-        seed=options.seed,
-        workers=options.workers,
-        mix=parse_mix(options.mix),
-    )
-    validation = validation_set(held_out, options.validation_size)
+    cache, validation = pairs_for(options, training, held_out)
     rng = np.random.default_rng(options.seed + 1)  # not the stretches' stream
     stream = batches(cache, options, rng)
     calibrate(model, stream)
@@ -227,15 +217,8 @@ def fine_tune(
     print(f"step 0 (rounding on): validation gain {scores['gain']:+.3f} dB", file=sys.stderr)
     model.train()
     while step < steps:
-        image, condition, target = next(stream)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(lr, step, steps)
-        loss = torch.mean((model(image, condition) - target) ** 2)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
-        optimiser.step()
+        losses.append(optimise(model, optimiser, next(stream), learning_rate(lr, step, steps)))
         step += 1
-        losses.append(loss.item())
         out_of_time = time.monotonic() >= deadline or step == stop_at
         if step % epoch_steps and step < steps and not out_of_time:
             continue

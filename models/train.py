@@ -155,6 +155,40 @@ def learning_rate(options: Options, step: int) -> float:
     return options.lr * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def pairs_for(
+    options: Options, training: Sequence[Pixels], held_out: Sequence[Pixels]
+) -> tuple[PairCache, list[tuple[str, Pair]]]:
+    """The pair cache of ``training`` for these options (built on first use) and the fixed
+    validation set of ``held_out``: what every training run draws on."""
+    cache = cached_pairs(
+        training,
+        Path(options.cache),
+        regions=options.regions,
+        size=options.region,
+        seed=options.seed,
+        workers=options.workers,
+        mix=parse_mix(options.mix),
+    )
+    return cache, validation_set(held_out, options.validation_size)
+
+
+def optimise(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batch: tuple[Tensor, Tensor, Tensor],
+    lr: float,
+) -> float:
+    """One Adam step on the mean squared error of ``batch`` at learning rate ``lr``; its loss."""
+    image, condition, target = batch
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    loss = torch.mean((model(image, condition) - target) ** 2)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
+    optimiser.step()
+    return loss.item()
+
+
 def save(path: Path, state: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
@@ -208,16 +242,7 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         f"{len(training)} training and {len(held_out)} validation images; from step {step}",
         file=sys.stderr,
     )
-    cache = cached_pairs(
-        training,
-        Path(options.cache),
-        regions=options.regions,
-        size=options.region,
-        seed=options.seed,
-        workers=options.workers,
-        mix=mix,
-    )
-    validation = validation_set(held_out, options.validation_size)
+    cache, validation = pairs_for(options, training, held_out)
     if resumed_points is not None and resumed_points != {name for name, _ in validation}:
         # A best gain over other rate points says nothing about these: start afresh.
         print(f"{source}: validated on other rate points; best gain reset", file=sys.stderr)
@@ -229,15 +254,8 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
     epoch_loss: list[float] = []
     started = time.monotonic()
     while step < options.steps:
-        image, condition, target = next(stream)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(options, step)
-        loss = torch.mean((model(image, condition) - target) ** 2)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
-        optimiser.step()
+        epoch_loss.append(optimise(model, optimiser, next(stream), learning_rate(options, step)))
         step += 1
-        epoch_loss.append(loss.item())
         progress.update()
         progress.set_postfix(loss=f"{np.mean(epoch_loss[-50:]):.4f}")
         out_of_time = time.monotonic() >= deadline or step == options.stop_at

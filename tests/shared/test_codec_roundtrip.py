@@ -173,6 +173,22 @@ FIXED_META: dict[str, Any] = {
 }
 
 
+def fixed(
+    height: int, width: int, *, colour: bool, layout: Layout | None, seed: int, coder: int
+) -> example:
+    """An explicit example of the exact round trip: default profile, fixed metadata."""
+    return example(
+        height=height,
+        width=width,
+        colour_input=colour,
+        layout=layout,
+        seed=seed,
+        data=None,
+        meta=FIXED_META,
+        coder=coder,
+    )
+
+
 class TestExactRoundTrip:
     @settings(max_examples=60, deadline=None)
     @given(
@@ -185,66 +201,18 @@ class TestExactRoundTrip:
         meta=metadata,
         coder=CODERS,
     )
-    @example(
-        height=700,
-        width=1000,
-        colour_input=True,
-        layout=None,
-        seed=1,
-        data=None,
-        meta=FIXED_META,
-        coder=1,
-    ).via("largest colour image, 4:2:0")
-    @example(
-        height=700,
-        width=1000,
-        colour_input=True,
-        layout=None,
-        seed=1,
-        data=None,
-        meta=FIXED_META,
-        coder=2,
-    ).via("largest colour image, 4:2:0, coder 2")
-    @example(
-        height=699,
-        width=999,
-        colour_input=False,
-        layout=Layout.YCBCR444,
-        seed=2,
-        data=None,
-        meta=FIXED_META,
-        coder=2,
-    ).via("large odd gray as 4:4:4, coder 2")
-    @example(
-        height=699,
-        width=1,
-        colour_input=True,
-        layout=Layout.GRAY,
-        seed=3,
-        data=None,
-        meta=FIXED_META,
-        coder=1,
-    ).via("colour as gray, one column")
-    @example(
-        height=1,
-        width=1,
-        colour_input=True,
-        layout=None,
-        seed=4,
-        data=None,
-        meta=FIXED_META,
-        coder=1,
-    ).via("one pixel")
-    @example(
-        height=1,
-        width=1,
-        colour_input=False,
-        layout=None,
-        seed=4,
-        data=None,
-        meta=FIXED_META,
-        coder=2,
-    ).via("one gray pixel, coder 2")
+    @fixed(700, 1000, colour=True, layout=None, seed=1, coder=1).via("largest colour image, 4:2:0")
+    @fixed(700, 1000, colour=True, layout=None, seed=1, coder=2).via(
+        "largest colour image, 4:2:0, coder 2"
+    )
+    @fixed(699, 999, colour=False, layout=Layout.YCBCR444, seed=2, coder=2).via(
+        "large odd gray as 4:4:4, coder 2"
+    )
+    @fixed(699, 1, colour=True, layout=Layout.GRAY, seed=3, coder=1).via(
+        "colour as gray, one column"
+    )
+    @fixed(1, 1, colour=True, layout=None, seed=4, coder=1).via("one pixel")
+    @fixed(1, 1, colour=False, layout=None, seed=4, coder=2).via("one gray pixel, coder 2")
     def test_decode_returns_exactly_the_retained_quantised_coefficients(
         self,
         *,
