@@ -260,8 +260,10 @@ def fine_tune(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.qat", description=__doc__)
     parser.add_argument("--source", type=Path, default=COMMITTED, help="checkpoint to fine-tune")
-    parser.add_argument("--out", type=Path, default=Path("out/train/dctlink-v2-qat"))
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/train/dctlink-v2-qat"), help="best.pt, log.jsonl"
+    )
+    parser.add_argument("--steps", type=int, default=4000, help="length of the cosine schedule")
     parser.add_argument("--lr", type=float, default=2e-5, help="peak Adam learning rate")
     parser.add_argument("--epoch-steps", type=int, default=500, help="steps between validations")
     parser.add_argument("--minutes", type=float, default=None, help="stop after (best.pt stays)")
