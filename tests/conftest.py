@@ -11,9 +11,10 @@ broker, or need users, an ACL or TLS, ask ``mosquitto_factory`` for their own:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
+from threadpoolctl import threadpool_info  # type: ignore[import-untyped]  # untyped
 
 from harness import Mosquitto
 
@@ -62,3 +63,26 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosq
     yield make
     for broker in brokers:
         broker.stop()
+
+
+@pytest.fixture
+def blas_threads_in_recovery(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[int]]:
+    """The threads of each BLAS library at every Recovery.run, keyed by the library's file.
+
+    Only BLAS pools count: threadpoolctl also lists OpenMP (torch's libgomp), in the order the
+    libraries were loaded, so the first pool it lists is not always a BLAS one. Keyed by file so
+    that a failure names the library that escaped the limit.
+    """
+    from cloud_receiver.recovery import Recovery  # noqa: PLC0415  # only the tests that ask load it
+
+    seen: dict[str, set[int]] = {}
+    run = Recovery.run
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for info in threadpool_info():
+            if info["user_api"] == "blas":
+                seen.setdefault(info["filepath"], set()).add(info["num_threads"])
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recovery, "run", spy)
+    return seen

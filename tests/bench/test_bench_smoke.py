@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from threadpoolctl import threadpool_info  # type: ignore[import-untyped]  # untyped
 
 from bench import promise, rd, recovery, speed
 from bench.codecs import BASELINE, BY_NAME, CODECS
 from bench.jpeg import truncated_jpeg_bytes
-from cloud_receiver.recovery import Recovery
 from shared.codec import Layout, Profile, decode, encode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -213,20 +210,14 @@ def test_promise_reports_each_quality(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_recovery_times_every_stage_with_blas_held_as_the_service_holds_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], blas_threads_in_recovery: dict[str, set[int]]
 ) -> None:
-    seen: list[int | None] = []
-    run = Recovery.run
-
-    def spy(self: Recovery, *args: Any, **kwargs: Any) -> Any:
-        seen.append(threadpool_info()[0]["num_threads"] if threadpool_info() else None)
-        return run(self, *args, **kwargs)
-
-    monkeypatch.setattr(Recovery, "run", spy)
     assert recovery.main(["--data", str(SAMPLES), "--limit", "1", "--threads", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 |")]
     assert [row.split("|")[2].strip() for row in rows] == list(recovery.PROFILES)
     assert "nan" not in rows[0]  # auto q75: the network ran, and was timed
     # BLAS held to one thread while recovery ran, as cloud_receiver/ingest/service.py does.
-    assert seen
-    assert set(seen) <= {1, None}  # None: no BLAS found at all
+    assert blas_threads_in_recovery
+    assert all(threads == {1} for threads in blas_threads_in_recovery.values()), (
+        blas_threads_in_recovery
+    )

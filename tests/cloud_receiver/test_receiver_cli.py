@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from receiver_kit import payload_for, receiver_settings, unique
-from threadpoolctl import (  # type: ignore[import-untyped]  # untyped
-    threadpool_info,
-    threadpool_limits,
-)
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # untyped
 
 from cloud_receiver.api import create_app
 from cloud_receiver.cli import ExitCode, main
 from cloud_receiver.config import ReceiverSettings
-from cloud_receiver.recovery import Recovery
-
-
-def _blas_threads_seen_by_recovery(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """BLAS threads at each Recovery.run: the commands hold them to one, as the service does."""
-    seen: list[int] = []
-    run = Recovery.run
-
-    def spy(self: Recovery, *args: Any, **kwargs: Any) -> Any:
-        seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
-        return run(self, *args, **kwargs)
-
-    monkeypatch.setattr(Recovery, "run", spy)
-    return seen
 
 
 def test_help_documents_every_option_and_its_env_var(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,9 +32,10 @@ def test_help_documents_every_option_and_its_env_var(capsys: pytest.CaptureFixtu
 
 
 def test_decode_writes_every_stage(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    blas_threads_in_recovery: dict[str, set[int]],
 ) -> None:
-    blas = _blas_threads_seen_by_recovery(monkeypatch)
     payload = tmp_path / "p.dctl"
     payload.write_bytes(payload_for("cam-1"))
     out = tmp_path / "out"
@@ -64,7 +47,10 @@ def test_decode_writes_every_stage(
     for stage in summary["stages"]:
         with Image.open(out / f"{stage}.png") as image:
             assert image.size == (96, 64)
-    assert set(blas) <= {1}
+    assert blas_threads_in_recovery
+    assert all(threads == {1} for threads in blas_threads_in_recovery.values()), (
+        blas_threads_in_recovery
+    )
 
 
 def test_decode_reports_a_malformed_payload(tmp_path: Path) -> None:
@@ -88,7 +74,9 @@ def test_bad_settings_exit_with_usage(tmp_path: Path) -> None:
 
 
 def test_reprocess_reruns_recovery_over_the_store(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    blas_threads_in_recovery: dict[str, set[int]],
 ) -> None:
     settings = receiver_settings(None, tmp_path / "data")
     with TestClient(create_app(settings)) as client:
@@ -97,13 +85,14 @@ def test_reprocess_reruns_recovery_over_the_store(
             assert response.status_code == 201
         before = client.get("/api/v1/images").json()["items"]
     flags = ["--data-dir", str(tmp_path / "data"), "--recovery-iterations", "2"]
-    blas = _blas_threads_seen_by_recovery(monkeypatch)
     # Two BLAS threads around the command (the app above may have left one), so that only
     # the command's own limit can make recovery see one.
     with threadpool_limits(2, user_api="blas"):
         assert main(["reprocess", *flags]) == 0
-    assert blas
-    assert set(blas) == {1}
+    assert blas_threads_in_recovery
+    assert all(threads == {1} for threads in blas_threads_in_recovery.values()), (
+        blas_threads_in_recovery
+    )
     assert json.loads(capsys.readouterr().out) == {"reprocessed": 3, "failed": 0}
     with TestClient(create_app(settings)) as client:
         after = client.get("/api/v1/images").json()["items"]
