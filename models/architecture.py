@@ -69,6 +69,30 @@ class DctLinkNet(nn.Module):
             last.weight.zero_()
             last.bias.zero_()
 
+    def load_grown(self, state: dict[str, Tensor]) -> list[str]:
+        """Load the weights of a network with fewer residual blocks; new blocks start as identity.
+
+        Every tensor of ``state`` must fit this network exactly; the blocks it lacks get a zero
+        last convolution, so the grown network computes exactly what ``state``'s did and
+        training starts from there. Returns the names of the parameters ``state`` lacked.
+        """
+        own = self.state_dict()
+        misfits = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if misfits:
+            raise ValueError(f"not a smaller network of this shape: {misfits[:3]} do not fit")
+        self.load_state_dict(state, strict=False)
+        new = [k for k in own if k not in state]
+        for index, block in enumerate(self.body):
+            if any(k.startswith(f"body.{index}.") for k in new):
+                assert isinstance(block, ResidualBlock)
+                last = block.body[2]
+                assert isinstance(last, nn.Conv2d)
+                assert last.bias is not None
+                with torch.no_grad():
+                    last.weight.zero_()
+                    last.bias.zero_()
+        return new
+
     def forward(self, image: Tensor, condition: Tensor) -> Tensor:
         half = self.head(self.unshuffle(torch.cat([image, condition], dim=1)))
         deep = self.body(self.down(half))

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from models.architecture import build, multiply_adds, parameters
+from models.architecture import DctLinkNet, build, multiply_adds, parameters
 from models.degrade import (
     DEFAULT_DATA,
     KIND_WEIGHTS,
@@ -75,6 +75,8 @@ class Options:
     minutes: float | None
     stop_at: int | None
     mix: str = format_mix(KIND_WEIGHTS)  # the profile kinds drawn and their shares
+    blocks: int | None = None  # residual blocks; None: the resumed checkpoint's, else the default
+    init_from: str | None = None  # a fresh run starts from this checkpoint's weights, grown
 
 
 def batches(
@@ -206,6 +208,27 @@ def resume_point(out: Path, fallback: Path | None) -> Path | None:
     return fallback if fallback is not None and fallback.exists() else None
 
 
+def grow_from(model: nn.Module, arch: str, path: Path) -> set[str]:
+    """Start ``model`` from the weights of the checkpoint at ``path``, which may have fewer
+    residual blocks (see :meth:`DctLinkNet.load_grown`); the profile kinds it was trained on.
+
+    Only the weights carry over: the optimiser, the step and the best gain start afresh, so
+    the new run warms up and follows its own ``--steps`` schedule.
+    """
+    state = torch.load(path, weights_only=False)
+    if state["arch"] != arch or not isinstance(model, DctLinkNet):
+        raise SystemExit(f"{path} holds a {state['arch']}; only a dctlink network can grow")
+    try:
+        new = model.load_grown(state["model"])
+    except ValueError as error:
+        raise SystemExit(f"{path}: {error}") from error
+    print(
+        f"{path}: step {state['step']} weights; {len(new)} new tensors start as the identity",
+        file=sys.stderr,
+    )
+    return set(state.get("kinds", ()))
+
+
 def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) -> dict[str, Any]:
     torch.set_num_threads(options.threads)
     out = Path(options.out)
@@ -215,16 +238,20 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         raise SystemExit(f"need more than {options.holdout} images to hold some out")
     training, held_out = images[: -options.holdout], images[-options.holdout :]
     torch.manual_seed(options.seed)
-    model = build(options.arch)
+    # A run that grows from --init-from resumes only its own OUT/last.pt, never the fallback.
+    source = resume_point(out, None if options.init_from else fallback) if resume else None
+    state = torch.load(source, weights_only=False) if source is not None else None
+    config = dict(state["config"]) if state is not None else {}
+    if options.blocks is not None:
+        config["blocks"] = options.blocks
+    model = build(options.arch, config or None)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     rng = np.random.default_rng(options.seed)
     step, best = 0, -math.inf
     resumed_points: set[str] | None = None  # the rate points a resumed best gain was scored on
     mix = parse_mix(options.mix)
     kinds = {kind for kind, weight in mix.items() if weight > 0}  # every kind trained on
-    source = resume_point(out, fallback) if resume else None
-    if source is not None:
-        state = torch.load(source, weights_only=False)
+    if state is not None:
         if state["arch"] != options.arch or state["config"] != getattr(model, "config", {}):
             raise SystemExit(
                 f"{source} holds a {state['arch']} {state['config']}, not this network"
@@ -236,6 +263,8 @@ def train(options: Options, *, resume: bool, fallback: Path | None = COMMITTED) 
         step, best = state["step"], state["best"]
         kinds |= set(state.get("kinds", ()))
         resumed_points = scored_points(state.get("validation", {}))
+    elif options.init_from is not None:
+        kinds |= grow_from(model, options.arch, Path(options.init_from))
     print(
         f"{options.arch}: {parameters(model):,} parameters, "
         f"{multiply_adds(model) / 1e9:.2f} G multiply-adds per 768x512 image; "
@@ -319,11 +348,26 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--stop-at", type=int, default=None, help="stop (resumably) at step N")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
+        "--blocks",
+        type=int,
+        default=None,
+        help="residual blocks of the dctlink network (default: the resumed checkpoint's, else 6)",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start a fresh run (no OUT/last.pt) from this checkpoint's weights; blocks it "
+        "lacks start as the identity",
+    )
+    parser.add_argument(
         "--mix",
         default=format_mix(KIND_WEIGHTS),
         help="profile kinds of the training pairs and their shares (auto, adaptive, lossless)",
     )
     args = parser.parse_args(argv)
+    if args.blocks is not None and (args.arch != "dctlink" or args.blocks < 1):
+        parser.error("--blocks takes a positive count, for the dctlink network")
     if args.patch % 16 or args.region < args.patch:
         parser.error("--patch must be a multiple of 16 and at most --region")
     try:
@@ -351,6 +395,8 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         minutes=args.minutes,
         stop_at=args.stop_at,
         mix=args.mix,
+        blocks=args.blocks,
+        init_from=None if args.init_from is None else str(args.init_from),
     )
     return options, args.resume
 

@@ -52,3 +52,26 @@ def test_networks_take_any_multiple_of_eight(name: str, height: int, width: int)
 def test_unknown_architectures_are_named() -> None:
     with pytest.raises(ValueError, match="dctlink"):
         build("unet")
+
+
+def test_a_grown_network_computes_what_the_smaller_one_did() -> None:
+    # Training a trained network with more blocks starts exactly where the smaller one stood.
+    torch.manual_seed(1)
+    small = DctLinkNet(blocks=2)
+    for parameter in small.parameters():  # trained-looking weights, the last layer included
+        torch.nn.init.normal_(parameter, std=0.05)
+    grown = DctLinkNet(blocks=4)
+    new = grown.load_grown(small.state_dict())
+    assert sorted({name.split(".")[1] for name in new}) == ["2", "3"]
+    image, condition = torch.rand(1, 3, 32, 48), torch.rand(1, 6, 32, 48)
+    with torch.no_grad():
+        before, after = small.eval()(image, condition), grown.eval()(image, condition)
+    assert float((before - image).abs().max()) > 0.01  # the small network does something
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_only_a_smaller_network_of_the_same_shape_grows() -> None:
+    with pytest.raises(ValueError, match=r"body\.2"):
+        DctLinkNet(blocks=2).load_grown(DctLinkNet(blocks=3).state_dict())
+    with pytest.raises(ValueError, match="do not fit"):
+        DctLinkNet(width=32).load_grown(DctLinkNet().state_dict())

@@ -132,13 +132,42 @@ def test_resume_from_other_rate_points_resets_the_best_gain_and_keeps_the_kinds(
 def test_resume_refuses_a_checkpoint_of_another_network(
     data: Path, cache: Path, trained: Path, tmp_path: Path
 ) -> None:
-    state = torch.load(trained / "last.pt", weights_only=False)
-    state["config"] = {**state["config"], "blocks": 1}
-    torch.save(state, tmp_path / "other.pt")
     run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path / "run")]
-    options, _ = train.parse([*run, "--resume"])
+    options, _ = train.parse([*run, "--resume", "--blocks", "1"])
     with pytest.raises(SystemExit, match="not this network"):
-        train.train(options, resume=True, fallback=tmp_path / "other.pt")
+        train.train(options, resume=True, fallback=trained / "last.pt")
+
+
+def test_init_from_grows_a_trained_network_and_resumes_its_own_run(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path / "grown")]
+    grow = [*run, "--resume", "--init-from", str(trained / "last.pt"), "--blocks", "7"]
+    # --resume with nothing in OUT grows from --init-from, never from the committed fallback.
+    options, _ = train.parse([*grow, "--steps", "2"])
+    assert train.train(options, resume=True, fallback=tmp_path / "missing.pt")["step"] == 2
+    first = torch.load(tmp_path / "grown" / "last.pt", weights_only=False)
+    assert first["config"]["blocks"] == 7
+    assert first["kinds"] == ["adaptive", "auto", "lossless"]
+    source = torch.load(trained / "last.pt", weights_only=False)["model"]
+    # Two steps moved the weights the source had, starting from them (a fresh start would be
+    # far away: a random initialisation).
+    head = "head.0.weight"
+    drift = float((first["model"][head] - source[head]).abs().max())
+    assert 0 < drift < 0.01
+    # The run resumes from its own last.pt, taking its network from it (no --blocks needed).
+    options, _ = train.parse([*run, "--resume", "--steps", "4"])
+    assert train.train(options, resume=True, fallback=trained / "last.pt")["step"] == 4
+    assert torch.load(tmp_path / "grown" / "last.pt", weights_only=False)["config"]["blocks"] == 7
+
+
+def test_init_from_refuses_a_network_that_does_not_fit(
+    data: Path, cache: Path, trained: Path, tmp_path: Path
+) -> None:
+    run = [*TINY, "--data", str(data), "--cache", str(cache), "--out", str(tmp_path / "run")]
+    options, _ = train.parse([*run, "--init-from", str(trained / "last.pt"), "--blocks", "5"])
+    with pytest.raises(SystemExit, match="do not fit"):
+        train.train(options, resume=False)
 
 
 def test_export_writes_a_model_the_receiver_loads(trained: Path, tmp_path: Path) -> None:
