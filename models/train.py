@@ -1,6 +1,6 @@
 """Train a recovery network on codec-degraded crops of the training photographs.
 
-    python -m models.train [--resume] [--minutes M] [--steps N]
+    python -m models.train [--resume] [--minutes M] [--steps N] [--init-from CKPT --blocks N]
 
 The training pairs come from :mod:`models.pairs`: regions of the training photographs through
 the real codec, with the profiles the edge sends by default (``auto`` at quality 20-95 and
@@ -16,6 +16,12 @@ no ``last.pt`` (a fresh clone), ``--resume`` starts from the committed checkpoin
 ``models/checkpoints/dctlink-v2.pt``, the ``last.pt`` of the latest training stretch; pass a
 larger ``--steps`` to train beyond that stretch's schedule (the learning rate then follows
 the longer schedule's cosine from the step reached).
+
+``--init-from CHECKPOINT --blocks N`` grows a trained network instead of resuming it: a new run
+(its own ``OUT``, step 0, a fresh optimiser that warms up again) starts from the checkpoint's
+weights with N residual blocks, the ones it lacks starting as the identity, so training begins
+exactly at the smaller network's output. With ``--resume`` such a run continues from its own
+``OUT/last.pt`` once it has one, and takes its network (``--blocks``) from it.
 """
 
 from __future__ import annotations
