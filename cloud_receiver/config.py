@@ -229,7 +229,7 @@ class RecoverySettings(Section):
     model_path: Path | None = Field(
         default=None,
         description="ONNX residual network (default: the one shipped in the package,"
-        " dctlink-residual-v2.2); when the file is absent only the classical stage runs",
+        " dctlink-residual-v3); when the file is absent only the classical stage runs",
     )
     threads: int = Field(default=1, ge=1, le=64, description="ONNX Runtime intra-op threads")
 

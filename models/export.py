@@ -1,8 +1,8 @@
 """Export a trained checkpoint to the ONNX model the receiver loads, and check it.
 
-    python -m models.export out/train/dctlink-v2-qat/best.pt \
-        out/export/dctlink-residual-v2.2-float.onnx --version dctlink-residual-v2.2 \
-        --int8 --int8-out models/dctlink-residual-v2.2.onnx
+    python -m models.export out/train/dctlink-v3-qat/best.pt \
+        out/export/dctlink-residual-v3-float.onnx --version dctlink-residual-v3 \
+        --int8 --int8-out models/dctlink-residual-v3.onnx
     python -m models.export CHECKPOINT OUT.onnx --int8 [--int8-out INT8.onnx] [--data DIR]
 
 The graph has the inputs and output of cloud_receiver/recovery/network.py's contract, opset 17,

@@ -2,13 +2,13 @@
 
     python -m models.qat [--source CHECKPOINT] [--steps N] [--stop-at N] [--minutes M]
 
-With no options it is the fine-tune behind the shipped ``dctlink-residual-v2.2``: the committed
+With no options it is the fine-tune behind the shipped ``dctlink-residual-v3``: the committed
 checkpoint, a cosine schedule over 4,000 steps stopped at step 500 (about 4 minutes).
 
 ONNX Runtime's static int8 model (``models.export --int8``) runs the network about 2.5x faster
 than float, but rounding every activation to 256 levels costs most where the residual is
 smallest: at high qualities and on lossless payloads. This fine-tunes a trained checkpoint
-(by default the committed ``models/checkpoints/dctlink-v2.pt``) with that rounding simulated
+(by default the committed ``models/checkpoints/dctlink-v3.pt``) with that rounding simulated
 in the forward pass, so the weights learn to live with it:
 
 - every convolution's weights are rounded per output channel to symmetric int8 (``[-127,
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.qat", description=__doc__)
     parser.add_argument("--source", type=Path, default=COMMITTED, help="checkpoint to fine-tune")
     parser.add_argument(
-        "--out", type=Path, default=Path("out/train/dctlink-v2-qat"), help="best.pt, log.jsonl"
+        "--out", type=Path, default=Path("out/train/dctlink-v3-qat"), help="best.pt, log.jsonl"
     )
     parser.add_argument("--steps", type=int, default=4000, help="length of the cosine schedule")
     parser.add_argument("--lr", type=float, default=2e-5, help="peak Adam learning rate")

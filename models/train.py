@@ -13,7 +13,7 @@ after every epoch to ``log.jsonl``. ``last.pt`` is saved after every epoch (and 
 ``--minutes`` runs out), ``best.pt`` whenever the validation gain improves; with ``--resume`` a
 run continues from ``last.pt`` exactly where it stopped, same random streams. Where ``OUT`` has
 no ``last.pt`` (a fresh clone), ``--resume`` starts from the committed checkpoint
-``models/checkpoints/dctlink-v2.pt``, the ``last.pt`` of the latest training stretch; pass a
+``models/checkpoints/dctlink-v3.pt``, the ``last.pt`` of the latest training stretch; pass a
 larger ``--steps`` to train beyond that stretch's schedule (the learning rate then follows
 the longer schedule's cosine from the step reached).
 
@@ -204,7 +204,7 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 
 #: The committed checkpoint a ``--resume`` without ``OUT/last.pt`` continues from.
-COMMITTED = Path(__file__).resolve().parent / "checkpoints" / "dctlink-v2.pt"
+COMMITTED = Path(__file__).resolve().parent / "checkpoints" / "dctlink-v3.pt"
 
 
 def resume_point(out: Path, fallback: Path | None) -> Path | None:
@@ -380,7 +380,7 @@ def parse(argv: list[str] | None) -> tuple[Options, bool]:
         parse_mix(args.mix)
     except ValueError as error:
         parser.error(str(error))
-    out = args.out or Path("out/train") / f"{args.arch}-v2"
+    out = args.out or Path("out/train") / f"{args.arch}-v3"
     options = Options(
         arch=args.arch,
         data=str(args.data),

@@ -92,7 +92,7 @@ def test_the_receiver_loads_the_shipped_model(installed: Path, tmp_path: Path) -
     venv = installed.parent
     assert Path(found["package"]).is_relative_to(venv), found
     assert Path(found["model"]).is_relative_to(venv), found
-    assert found["version"] == "dctlink-residual-v2.2", found["detail"]
+    assert found["version"] == "dctlink-residual-v3", found["detail"]
 
 
 def test_installed_commands_run_end_to_end(installed: Path, tmp_path: Path) -> None:

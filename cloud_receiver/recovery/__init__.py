@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_MODEL_PATH", "Budget", "Recovery", "Stages", "smoothing_for"
 
 #: The trained network, package data beside this module (``weights/``; ``models/`` links to it
 #: and holds its training code), so a checkout, a wheel and the Docker image resolve one file.
-DEFAULT_MODEL_PATH = Path(str(files(__name__) / "weights" / "dctlink-residual-v2.2.onnx"))
+DEFAULT_MODEL_PATH = Path(str(files(__name__) / "weights" / "dctlink-residual-v3.onnx"))
 
 
 @dataclass(frozen=True)

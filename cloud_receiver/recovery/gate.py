@@ -1,14 +1,14 @@
 """The network gate: on which payloads the network stage runs, as data next to the model.
 
 A network trained on some payloads can make others worse than the classical image it starts
-from (``dctlink-residual-v2.2`` saw ``auto``, ``adaptive`` and ``lossless`` payloads in
+from (``dctlink-residual-v3`` saw ``auto``, ``adaptive`` and ``lossless`` payloads in
 training, never ``lowpass`` or ``paper``). The
 gate is a sidecar JSON file, ``<model>.gate.json`` beside ``<model>.onnx``, written by
 ``python -m models.gate`` from a measurement on the held-out training photographs. Each rule
 names a profile kind (and, where the payload carries one, a quality range), whether the
 network is applied there, and the mean gain over classical that decided it::
 
-    {"format": "dctlink-gate/1", "model_version": "dctlink-residual-v2.2", "min_gain_db": 0.0,
+    {"format": "dctlink-gate/1", "model_version": "dctlink-residual-v3", "min_gain_db": 0.0,
      "validation": "5 held-out training photographs (045.png-049.png), 512-pixel centre crops",
      "command": "python -m models.gate",
      "rules": [{"profile": "auto", "quality_min": 26, "quality_max": 35, "apply": false,

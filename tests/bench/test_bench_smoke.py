@@ -103,7 +103,7 @@ def _check_codecs_and_bd_rates(out: Path) -> None:
 def test_rd_scores_the_committed_model_and_a_baseline_network(tmp_path: Path) -> None:
     # The committed model scored a second time as a "baseline": its columns must match the
     # enhanced stage exactly, and the stage table is left as it was.
-    model = Path(__file__).resolve().parents[2] / "models" / "dctlink-residual-v2.2.onnx"
+    model = Path(__file__).resolve().parents[2] / "models" / "dctlink-residual-v3.onnx"
     out = tmp_path / "rd"
     argv = [
         "--data",

@@ -73,7 +73,7 @@ def test_posted_payload_is_recovered_stored_and_described(client: TestClient) ->
     assert meta["stages"]["enhanced"]["url"].endswith("stage=enhanced")
     assert "enhanced" not in meta["timings_ms"]
     assert "not trained on lowpass payloads" in meta["enhanced_note"]
-    assert meta["model_version"] == "dctlink-residual-v2.2"  # the model loaded, ran or not
+    assert meta["model_version"] == "dctlink-residual-v3"  # the model loaded, ran or not
 
 
 def test_an_auto_payload_is_compared_with_the_senders_jpeg_of_equal_quality(

@@ -28,7 +28,7 @@ def test_the_committed_model_fits_the_contract_and_the_budget() -> None:
     model = onnx.load(str(DEFAULT_MODEL_PATH))
     assert model.opset_import[0].version >= 17
     props = {p.key: p.value for p in model.metadata_props}
-    assert props["version"] == "dctlink-residual-v2.2"
+    assert props["version"] == "dctlink-residual-v3"
     assert int(props["multiply_adds_768x512"]) <= 20e9  # issue 15's budget
     assert json.loads(props["config"])
     inputs = {i.name: i.type.tensor_type.shape.dim for i in model.graph.input}
@@ -49,7 +49,7 @@ def test_the_committed_model_fits_the_contract_and_the_budget() -> None:
 def test_the_receiver_enhances_beyond_classical_recovery(
     recovery: Recovery, profile: Profile
 ) -> None:
-    assert recovery.model_version == "dctlink-residual-v2.2"
+    assert recovery.model_version == "dctlink-residual-v3"
     gains = []
     for path in sorted(SAMPLES.glob("*.png")):
         pixels = np.asarray(Image.open(path).convert("RGB"))

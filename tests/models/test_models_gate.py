@@ -66,14 +66,14 @@ def test_a_run_writes_a_sidecar_the_receiver_obeys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = _training_folder(tmp_path, 96)
-    model = tmp_path / "dctlink-residual-v2.2.onnx"
+    model = tmp_path / "dctlink-residual-v3.onnx"
     model.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
     argv = ["--model", str(model), "--data", str(data), "--holdout", "1", "--size", "64"]
     assert main([*argv, "--auto-qualities", "40,80"]) == 0
     printed = capsys.readouterr().out
     assert "| auto-q40 |" in printed
     assert "| paper-q50-gray-a8 |" in printed
-    gate = load_gate(model.with_suffix(".gate.json"), "dctlink-residual-v2.2")
+    gate = load_gate(model.with_suffix(".gate.json"), "dctlink-residual-v3")
     assert gate is not None
     assert gate.validation.startswith("1 held-out training photographs")
     assert {r.profile for r in gate.rules} == {k.name.lower() for k in ProfileKind}

@@ -69,8 +69,8 @@ def gated(tmp_path: Path) -> Recovery:
 
 
 def test_the_sidecar_sits_next_to_the_model() -> None:
-    assert sidecar_path(Path("models/dctlink-residual-v2.2.onnx")) == Path(
-        "models/dctlink-residual-v2.2.gate.json"
+    assert sidecar_path(Path("models/dctlink-residual-v3.onnx")) == Path(
+        "models/dctlink-residual-v3.gate.json"
     )
 
 

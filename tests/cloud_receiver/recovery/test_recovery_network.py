@@ -127,9 +127,9 @@ def test_recovery_runs_the_network_when_a_model_is_present(tmp_path: Path, layou
 
 
 def test_without_a_model_the_stage_says_why(tmp_path: Path) -> None:
-    recovery = Recovery(model_path=tmp_path / "dctlink-residual-v2.2.onnx")
+    recovery = Recovery(model_path=tmp_path / "dctlink-residual-v3.onnx")
     assert not recovery.network_available
-    assert recovery.network_detail == f"no model file at {tmp_path / 'dctlink-residual-v2.2.onnx'}"
+    assert recovery.network_detail == f"no model file at {tmp_path / 'dctlink-residual-v3.onnx'}"
     image = np.zeros((8, 8), dtype=np.uint8)
     stages = recovery.run(decode(encode(image, Profile.lowpass())))
     assert stages.enhanced is None
