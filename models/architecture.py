@@ -29,6 +29,15 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)  # type: ignore[no-any-return]  # nn.Module call is untyped
 
 
+def _zero(conv: nn.Module) -> None:
+    """Zero a convolution's weights and bias: a residual branch ending in it adds nothing."""
+    assert isinstance(conv, nn.Conv2d)
+    assert conv.bias is not None
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+
+
 class DctLinkNet(nn.Module):
     """A two-scale residual network that does its heavy work at a quarter of the resolution.
 
@@ -62,12 +71,7 @@ class DctLinkNet(nn.Module):
         # Start exactly at the identity (issue 15): a zero residual returns the classical image,
         # so training can only move away from it where that lowers the error. The last layer
         # still gets gradients from the first step, and through it every other layer.
-        last = self.tail[2]
-        assert isinstance(last, nn.Conv2d)
-        assert last.bias is not None
-        with torch.no_grad():
-            last.weight.zero_()
-            last.bias.zero_()
+        _zero(self.tail[2])
 
     def load_grown(self, state: dict[str, Tensor]) -> list[str]:
         """Load the weights of a network with fewer residual blocks; new blocks start as identity.
@@ -85,12 +89,7 @@ class DctLinkNet(nn.Module):
         for index, block in enumerate(self.body):
             if any(k.startswith(f"body.{index}.") for k in new):
                 assert isinstance(block, ResidualBlock)
-                last = block.body[2]
-                assert isinstance(last, nn.Conv2d)
-                assert last.bias is not None
-                with torch.no_grad():
-                    last.weight.zero_()
-                    last.bias.zero_()
+                _zero(block.body[2])
         return new
 
     def forward(self, image: Tensor, condition: Tensor) -> Tensor:
